@@ -1,0 +1,1 @@
+"""Connectors between agency systems and the exchange."""

@@ -1,0 +1,49 @@
+"""Settings read from ``EXCHANGE_*`` environment variables (and a ``.env`` file, if present).
+
+Secrets are :class:`pydantic.SecretStr`: masked in ``repr``, in logs and in error messages.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+_DEFAULT_CACHE = Path.home() / ".cache" / "exchange"
+
+
+class Settings(BaseSettings):
+    """Everything an ``exchange`` process can be configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="EXCHANGE_", env_file=".env", extra="ignore", frozen=True)
+
+    bootstrap: str | None = Field(
+        default=None,
+        description="bootstrap servers of an existing cluster; when unset, the local broker's address is used",
+    )
+    cache_dir: Path = Field(default=_DEFAULT_CACHE, description="where Kafka jars and local broker data live")
+    kafka_version: str = Field(default="4.3.1", description="Apache Kafka release the local broker runs")
+    broker_heap: str = Field(default="1g", description="maximum Java heap of the local broker")
+    keystore: Path = Field(default=Path("keystore"), description="directory of private keys (files mode 0600)")
+    log_format: Literal["auto", "console", "json"] = "auto"
+    log_level: str = "INFO"
+    metrics_port: int | None = Field(default=None, description="serve Prometheus /metrics on this port")
+    client_id: str = "exchange"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    replication_factor: int | None = Field(
+        default=None, description="replication factor for `topics apply`; default: min(3, brokers)"
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
