@@ -1,0 +1,123 @@
+"""Apply topic specs to a cluster idempotently: create what is missing, align configs, report every change."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaException as _CKafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    ResourceType,
+)
+
+from exchange.kafka.errors import TopicError, translate
+from exchange.topics import TopicSpec
+
+__all__ = ["TopicChange", "apply_topics", "broker_count"]
+
+_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class TopicChange:
+    """One thing ``apply_topics`` did (or would do, in a dry run)."""
+
+    topic: str
+    action: str  # "create" | "config" | "partitions" | "note"
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.action:<10} {self.topic}: {self.detail}"
+
+
+def broker_count(admin: AdminClient) -> int:
+    try:
+        return len(admin.list_topics(timeout=_TIMEOUT).brokers)
+    except _CKafkaException as exc:
+        raise translate(exc, "reading cluster metadata", TopicError) from exc
+
+
+def apply_topics(admin: AdminClient, specs: Sequence[TopicSpec], dry_run: bool = False) -> list[TopicChange]:
+    """Make the cluster match ``specs``. Returns the changes; an empty list means nothing needed changing.
+
+    Partitions are never reduced (Kafka cannot) and never added to a co-partitioned topic (that would move
+    citizens between partitions and break the ingress/consent pairing): both are reported as TopicError.
+    """
+    try:
+        existing = admin.list_topics(timeout=_TIMEOUT).topics
+    except _CKafkaException as exc:
+        raise translate(exc, "listing topics", TopicError) from exc
+    changes: list[TopicChange] = []
+    missing = [s for s in specs if s.name not in existing]
+    present = [s for s in specs if s.name in existing]
+
+    for spec in present:
+        have = len(existing[spec.name].partitions)
+        if have > spec.partitions:
+            raise TopicError(f"{spec.name} has {have} partitions and the spec asks for {spec.partitions}; "
+                             "Kafka cannot remove partitions")
+        if have < spec.partitions:
+            if spec.co_partition is not None:
+                raise TopicError(f"{spec.name} is co-partitioned ({spec.co_partition}) with {have} partitions; "
+                                 f"growing it to {spec.partitions} would re-key citizens. Migrate the group instead.")
+            changes.append(TopicChange(spec.name, "partitions", f"{have} -> {spec.partitions}"))
+            if not dry_run:
+                _wait(admin.create_partitions([NewPartitions(spec.name, spec.partitions)]), "adding partitions")
+
+    changes.extend(_align_configs(admin, present, dry_run))
+
+    for spec in missing:
+        changes.append(TopicChange(spec.name, "create", f"partitions={spec.partitions} "
+                                   f"rf={spec.replication_factor} " +
+                                   " ".join(f"{k}={v}" for k, v in sorted(spec.config.items()))))
+    if missing and not dry_run:
+        new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication_factor,
+                        config=dict(s.config)) for s in missing]
+        _wait(admin.create_topics(new, operation_timeout=_TIMEOUT), "creating topics")
+    return changes
+
+
+def _align_configs(admin: AdminClient, specs: Sequence[TopicSpec], dry_run: bool) -> list[TopicChange]:
+    if not specs:
+        return []
+    resources = [ConfigResource(ResourceType.TOPIC, s.name) for s in specs]
+    described = _wait(admin.describe_configs(resources), "reading topic configs")
+    changes: list[TopicChange] = []
+    updates: list[ConfigResource] = []
+    for spec, resource in zip(specs, resources, strict=True):
+        current: dict[str, Any] = described[resource]
+        entries = []
+        for key, want in sorted(spec.config.items()):
+            entry = current.get(key)
+            have = entry.value if entry is not None else None
+            if have != want:
+                changes.append(TopicChange(spec.name, "config", f"{key}: {have} -> {want}"))
+                entries.append(ConfigEntry(key, want, incremental_operation=AlterConfigOpType.SET))
+        if entries:
+            updates.append(ConfigResource(ResourceType.TOPIC, spec.name, incremental_configs=entries))
+    if updates and not dry_run:
+        _wait(admin.incremental_alter_configs(updates), "changing topic configs")
+    return changes
+
+
+def _wait(futures: dict[Any, Future[Any]], what: str) -> dict[Any, Any]:
+    results: dict[Any, Any] = {}
+    failures: list[str] = []
+    for key, future in futures.items():
+        try:
+            results[key] = future.result(timeout=_TIMEOUT)
+        except _CKafkaException as exc:
+            failures.append(str(translate(exc, f"{what} ({key})", TopicError)))
+        except TimeoutError as exc:
+            raise TopicError(f"{what} ({key}): no answer within {_TIMEOUT:.0f}s", retriable=True) from exc
+    if failures:
+        raise TopicError("; ".join(failures))
+    return results

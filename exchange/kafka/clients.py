@@ -1,0 +1,294 @@
+"""Kafka clients with the exchange's safe defaults, and the only place that talks to confluent-kafka.
+
+- producers are idempotent (``acks=all``, ordered retries), compress with lz4 and linger a few milliseconds;
+- consumers never auto-commit and read only committed transactions;
+- :class:`TransactionalProducer` wraps the KIP-447 loop (begin → produce → send offsets → commit / abort).
+
+Every client takes the resolved bootstrap address and optional overrides; a caller's dict is never mutated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer as _Consumer
+from confluent_kafka import KafkaError as _CKafkaError
+from confluent_kafka import KafkaException as _CKafkaException
+from confluent_kafka import Message as _Message
+from confluent_kafka import Producer as _Producer
+from confluent_kafka import TopicPartition as _TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from exchange.kafka.errors import BrokerError, ConsumeError, ProduceError, TransactionError, error_from, translate
+from exchange.kafka.local import LocalBroker
+from exchange.settings import Settings, get_settings
+
+__all__ = [
+    "ConsumedRecord",
+    "Consumer",
+    "Headers",
+    "Producer",
+    "TransactionalProducer",
+    "client_config",
+    "make_admin",
+    "resolve_bootstrap",
+]
+
+Headers = list[tuple[str, bytes]]
+DeliveryCallback = Callable[["ProduceError | None", str, int, int], None]
+
+PRODUCER_DEFAULTS: Mapping[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "compression.type": "lz4",
+    "linger.ms": 5,
+    "batch.num.messages": 10000,
+    "message.max.bytes": 4_000_000,
+}
+CONSUMER_DEFAULTS: Mapping[str, Any] = {
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+    "isolation.level": "read_committed",
+    "auto.offset.reset": "earliest",
+    "enable.partition.eof": False,
+    "fetch.max.bytes": 16_000_000,
+}
+
+
+def resolve_bootstrap(settings: Settings | None = None) -> str:
+    """``EXCHANGE_BOOTSTRAP`` if set, else the running local broker's address, else a BrokerError with the fix."""
+    settings = settings or get_settings()
+    if settings.bootstrap:
+        return settings.bootstrap
+    state = LocalBroker(settings.cache_dir, settings.kafka_version).state()
+    if state is None:
+        raise BrokerError("no broker to talk to: run `exchange broker up`, or set EXCHANGE_BOOTSTRAP to the "
+                          "bootstrap servers of an existing cluster")
+    return state.bootstrap
+
+
+def client_config(settings: Settings | None = None, bootstrap: str | None = None,
+                  *layers: Mapping[str, Any]) -> dict[str, Any]:
+    """A fresh librdkafka config: connection settings, then each layer of defaults and overrides in order."""
+    settings = settings or get_settings()
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap or resolve_bootstrap(settings),
+        "client.id": settings.client_id,
+        "security.protocol": settings.security_protocol,
+    }
+    if settings.sasl_mechanism:
+        config["sasl.mechanism"] = settings.sasl_mechanism
+        config["sasl.username"] = settings.sasl_username or ""
+        config["sasl.password"] = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
+    for layer in layers:
+        config.update(layer)
+    return config
+
+
+def make_admin(settings: Settings | None = None, bootstrap: str | None = None) -> AdminClient:
+    return AdminClient(client_config(settings, bootstrap))
+
+
+@dataclass(slots=True)
+class ConsumedRecord:
+    """One record as read from Kafka, detached from the client library."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    timestamp_ms: int
+
+
+def _record(msg: _Message) -> ConsumedRecord:
+    key = msg.key()
+    value = msg.value()
+    return ConsumedRecord(
+        topic=msg.topic() or "",
+        partition=msg.partition() or 0,
+        offset=msg.offset() or 0,
+        key=key if isinstance(key, bytes) or key is None else bytes(key),
+        value=value if isinstance(value, bytes) or value is None else bytes(value),
+        headers=_headers(msg),
+        timestamp_ms=msg.timestamp()[1],
+    )
+
+
+def _headers(msg: _Message) -> Headers:
+    raw = msg.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return [(k, v if isinstance(v, bytes) else (v or "").encode()) for k, v in pairs]
+
+
+class Producer:
+    """An idempotent producer that reports each record's delivery and raises on what it could not deliver."""
+
+    def __init__(self, *, settings: Settings | None = None, bootstrap: str | None = None,
+                 overrides: Mapping[str, Any] | None = None) -> None:
+        self._config = client_config(settings, bootstrap, PRODUCER_DEFAULTS, overrides or {})
+        self._producer = _Producer(self._config)
+
+    @property
+    def raw(self) -> _Producer:
+        return self._producer
+
+    def produce(self, topic: str, value: bytes | None, key: bytes | None = None, *, headers: Headers | None = None,
+                on_delivery: DeliveryCallback | None = None, partition: int | None = None) -> None:
+        """Queue one record; ``on_delivery(error, topic, partition, offset)`` is called from ``poll``/``flush``."""
+        callback = None
+        if on_delivery is not None:
+            report = on_delivery
+
+            def callback(err: _CKafkaError | None, msg: _Message) -> None:
+                failure = error_from(err, f"delivery to {msg.topic()}", ProduceError) if err else None
+                offset = msg.offset()
+                report(failure, msg.topic() or topic, msg.partition() or 0, -1 if offset is None else offset)
+
+        kwargs: dict[str, Any] = {"value": value, "key": key, "headers": headers}
+        if callback is not None:
+            kwargs["on_delivery"] = callback
+        if partition is not None:
+            kwargs["partition"] = partition
+        while True:
+            try:
+                self._producer.produce(topic, **kwargs)
+            except BufferError:
+                self._producer.poll(0.05)  # local queue full: serve delivery reports, then retry
+            except _CKafkaException as exc:
+                raise translate(exc, f"producing to {topic}", ProduceError) from exc
+            else:
+                return
+
+    def poll(self, timeout: float = 0.0) -> int:
+        return self._producer.poll(timeout)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait for every queued record; raise ProduceError if some are still undelivered after ``timeout``."""
+        left = self._producer.flush(timeout)
+        if left:
+            raise ProduceError(f"{left} record(s) not delivered within {timeout:.0f}s", retriable=True)
+
+
+class TransactionalProducer(Producer):
+    """A transactional producer for the consume → transform → produce loop (exactly once, KIP-447)."""
+
+    def __init__(self, transactional_id: str, *, settings: Settings | None = None, bootstrap: str | None = None,
+                 overrides: Mapping[str, Any] | None = None, init_timeout: float = 60.0) -> None:
+        layer = {"transactional.id": transactional_id, "transaction.timeout.ms": 60000, **(overrides or {})}
+        super().__init__(settings=settings, bootstrap=bootstrap, overrides=layer)
+        self.transactional_id = transactional_id
+        self._step("initialising transactions", lambda: self._producer.init_transactions(init_timeout))
+
+    def begin(self) -> None:
+        self._step("beginning a transaction", self._producer.begin_transaction)
+
+    def send_offsets(self, consumer: Consumer, offsets: Mapping[tuple[str, int], int], timeout: float = 30.0) -> None:
+        """Add the next offsets to consume (``{(topic, partition): offset}``) to the open transaction."""
+        positions = [_TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        metadata = consumer.raw.consumer_group_metadata()
+        self._step("sending offsets to the transaction",
+                   lambda: self._producer.send_offsets_to_transaction(positions, metadata, timeout))
+
+    def commit(self, timeout: float = 60.0) -> None:
+        self._step("committing the transaction", lambda: self._producer.commit_transaction(timeout))
+
+    def abort(self, timeout: float = 60.0) -> None:
+        self._step("aborting the transaction", lambda: self._producer.abort_transaction(timeout))
+
+    def _step(self, what: str, call: Callable[[], object]) -> None:
+        try:
+            call()
+        except _CKafkaException as exc:
+            raise translate(exc, f"{self.transactional_id}: {what}", TransactionError) from exc
+
+
+class Consumer:
+    """A consumer with auto-commit off and ``read_committed``; returns plain :class:`ConsumedRecord` batches."""
+
+    def __init__(self, group_id: str, topics: Sequence[str] = (), *, settings: Settings | None = None,
+                 bootstrap: str | None = None, overrides: Mapping[str, Any] | None = None,
+                 on_assign: Callable[[list[tuple[str, int]]], None] | None = None,
+                 on_revoke: Callable[[list[tuple[str, int]]], None] | None = None) -> None:
+        self._config = client_config(settings, bootstrap, CONSUMER_DEFAULTS, {"group.id": group_id}, overrides or {})
+        self._consumer = _Consumer(self._config)
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        if topics:
+            self.subscribe(topics)
+
+    @property
+    def raw(self) -> _Consumer:
+        return self._consumer
+
+    def subscribe(self, topics: Iterable[str]) -> None:
+        def assigned(_: _Consumer, parts: list[_TopicPartition]) -> None:
+            if self._on_assign:
+                self._on_assign([(p.topic, p.partition) for p in parts])
+
+        def revoked(_: _Consumer, parts: list[_TopicPartition]) -> None:
+            if self._on_revoke:
+                self._on_revoke([(p.topic, p.partition) for p in parts])
+
+        try:
+            self._consumer.subscribe(list(topics), on_assign=assigned, on_revoke=revoked)
+        except _CKafkaException as exc:
+            raise translate(exc, "subscribing", ConsumeError) from exc
+
+    def assign(self, partitions: Iterable[tuple[str, int, int | None]]) -> None:
+        """Read the given ``(topic, partition, start offset or None)`` without a group subscription."""
+        parts = [_TopicPartition(t, p, o) if o is not None else _TopicPartition(t, p) for t, p, o in partitions]
+        self._consumer.assign(parts)
+
+    def poll_batch(self, max_records: int = 500, timeout: float = 1.0) -> list[ConsumedRecord]:
+        """Up to ``max_records`` records; raises ConsumeError on a fatal fetch error."""
+        try:
+            messages = self._consumer.consume(max_records, timeout)
+        except _CKafkaException as exc:
+            raise translate(exc, "consuming", ConsumeError) from exc
+        records: list[ConsumedRecord] = []
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.code() == _CKafkaError._PARTITION_EOF:
+                    continue
+                failure = error_from(err, f"consuming {msg.topic()}", ConsumeError)
+                if failure.fatal or not failure.retriable:
+                    raise failure
+                continue
+            records.append(_record(msg))
+        return records
+
+    def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Commit ``{(topic, partition): next offset}`` synchronously."""
+        parts = [_TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        try:
+            self._consumer.commit(offsets=parts, asynchronous=False)
+        except _CKafkaException as exc:
+            raise translate(exc, "committing offsets", ConsumeError) from exc
+
+    def end_offsets(self, partitions: Iterable[tuple[str, int]], timeout: float = 10.0) -> dict[tuple[str, int], int]:
+        """The high watermark (last stable offset under read_committed) of each partition."""
+        ends: dict[tuple[str, int], int] = {}
+        for topic, partition in partitions:
+            try:
+                _, high = self._consumer.get_watermark_offsets(_TopicPartition(topic, partition), timeout=timeout)
+            except _CKafkaException as exc:
+                raise translate(exc, f"reading end offsets of {topic}[{partition}]", ConsumeError) from exc
+            ends[(topic, partition)] = high
+        return ends
+
+    def assignment(self) -> list[tuple[str, int]]:
+        return [(p.topic, p.partition) for p in self._consumer.assignment()]
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

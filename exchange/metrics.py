@@ -1,0 +1,41 @@
+"""Prometheus metrics of the exchange, and a helper that serves ``/metrics``.
+
+The metrics are module-level (one registry per process, as prometheus-client intends); services expose them
+with :func:`serve_metrics` when ``EXCHANGE_METRICS_PORT`` (or ``--metrics-port``) is set.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+__all__ = [
+    "CHECKPOINT_AGE",
+    "CONSUMER_LAG",
+    "DECISIONS",
+    "EVENTS",
+    "QUARANTINED",
+    "REGISTRY",
+    "ROUTING_LATENCY",
+    "serve_metrics",
+]
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+EVENTS = Counter("exchange_events_total", "Events by pipeline stage and outcome", ["stage", "outcome"],
+                 registry=REGISTRY)
+DECISIONS = Counter("exchange_decisions_total", "Policy decisions by recipient, outcome and reason",
+                    ["recipient", "outcome", "reason"], registry=REGISTRY)
+QUARANTINED = Counter("exchange_quarantined_total", "Records sent to exchange.quarantine, by reason", ["reason"],
+                      registry=REGISTRY)
+ROUTING_LATENCY = Histogram("exchange_routing_latency_seconds", "From the event's publication to its delivery",
+                            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+                            registry=REGISTRY)
+CONSUMER_LAG = Gauge("exchange_consumer_lag", "Records not yet consumed, by topic and partition",
+                     ["topic", "partition"], registry=REGISTRY)
+CHECKPOINT_AGE = Gauge("exchange_checkpoint_age_seconds", "Seconds since the access log's last checkpoint",
+                       registry=REGISTRY)
+
+
+def serve_metrics(port: int, addr: str = "127.0.0.1") -> None:
+    """Serve ``/metrics`` for this process's registry on ``addr:port`` from a daemon thread."""
+    start_http_server(port, addr=addr, registry=REGISTRY)

@@ -1,0 +1,56 @@
+"""The real Apache Kafka for integration tests.
+
+If ``EXCHANGE_BOOTSTRAP`` is set, the tests use that cluster. Otherwise the session starts the local broker
+(`exchange broker up`) unless one is already running, and stops it afterwards only if it started it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from exchange.kafka.local import LocalBroker, broker_answers
+from exchange.settings import get_settings
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> Iterator[str]:
+    settings = get_settings()
+    if settings.bootstrap:
+        if not broker_answers(settings.bootstrap, timeout=15):
+            pytest.fail(f"EXCHANGE_BOOTSTRAP={settings.bootstrap} does not answer")
+        yield settings.bootstrap
+        return
+    broker = LocalBroker(settings.cache_dir, settings.kafka_version, heap=settings.broker_heap)
+    started = broker.state() is None
+    state = broker.up()
+    yield state.bootstrap
+    if started:
+        broker.down()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A fresh suffix, so tests never see each other's topics or groups."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def make_topic(bootstrap: str) -> Iterator[Callable[..., str]]:
+    """Create throw-away topics: ``make_topic(name, partitions=1)``; deleted after the test."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    created: list[str] = []
+
+    def make(name: str, partitions: int = 1) -> str:
+        futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        futures[name].result(timeout=30)
+        created.append(name)
+        return name
+
+    yield make
+    if created:
+        for future in admin.delete_topics(created, operation_timeout=30).values():
+            future.result(timeout=30)
