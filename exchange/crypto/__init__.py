@@ -1,1 +1,115 @@
-"""crypto"""
+"""Cryptographic primitives: RFC 6962/9162 Merkle trees, C2SP signed notes and checkpoints, key material.
+
+Pure functions and small classes, no I/O. Private keys are read from the keystore (``exchange.registry``)
+and never appear in a ``repr``, a log line or an exception.
+"""
+
+from __future__ import annotations
+
+from exchange.crypto.checkpoint import (
+    Checkpoint,
+    format_checkpoint,
+    open_checkpoint,
+    parse_checkpoint,
+    sign_checkpoint,
+)
+from exchange.crypto.errors import (
+    CryptoError,
+    InvalidIndexError,
+    InvalidSignatureError,
+    InvalidSizeError,
+    KeyFormatError,
+    MalformedCheckpointError,
+    MalformedHashError,
+    MalformedNoteError,
+    MerkleError,
+    NoteError,
+    ProofLengthError,
+    RootMismatchError,
+    UnknownVerifierError,
+    UnverifiedNoteError,
+)
+from exchange.crypto.keys import (
+    EncryptionKey,
+    Signer,
+    decode_encryption_public_key,
+    decode_signing_public_key,
+    encode_public_key,
+    encryption_key_id,
+    signing_key_id,
+)
+from exchange.crypto.merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    CompactTree,
+    consistency_proof,
+    inclusion_proof,
+    inclusion_proofs,
+    leaf_hash,
+    root,
+    root_from_inclusion_proof,
+    verify_consistency,
+    verify_inclusion,
+)
+from exchange.crypto.note import (
+    AmbiguousKeyError,
+    NoteSignature,
+    NoteSigner,
+    NoteText,
+    Verifier,
+    Verifiers,
+    VerifierSet,
+    compute_key_id,
+    open_note,
+    sign_note,
+)
+
+__all__ = [
+    "EMPTY_ROOT",
+    "HASH_SIZE",
+    "AmbiguousKeyError",
+    "Checkpoint",
+    "CompactTree",
+    "CryptoError",
+    "EncryptionKey",
+    "InvalidIndexError",
+    "InvalidSignatureError",
+    "InvalidSizeError",
+    "KeyFormatError",
+    "MalformedCheckpointError",
+    "MalformedHashError",
+    "MalformedNoteError",
+    "MerkleError",
+    "NoteError",
+    "NoteSignature",
+    "NoteSigner",
+    "NoteText",
+    "ProofLengthError",
+    "RootMismatchError",
+    "Signer",
+    "UnknownVerifierError",
+    "UnverifiedNoteError",
+    "Verifier",
+    "VerifierSet",
+    "Verifiers",
+    "compute_key_id",
+    "consistency_proof",
+    "decode_encryption_public_key",
+    "decode_signing_public_key",
+    "encode_public_key",
+    "encryption_key_id",
+    "format_checkpoint",
+    "inclusion_proof",
+    "inclusion_proofs",
+    "leaf_hash",
+    "open_checkpoint",
+    "open_note",
+    "parse_checkpoint",
+    "root",
+    "root_from_inclusion_proof",
+    "sign_checkpoint",
+    "sign_note",
+    "signing_key_id",
+    "verify_consistency",
+    "verify_inclusion",
+]
