@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     kafka_version: str = Field(default="4.3.1", description="Apache Kafka release the local broker runs")
     broker_heap: str = Field(default="1g", description="maximum Java heap of the local broker")
     keystore: Path = Field(default=Path("keystore"), description="directory of private keys (files mode 0600)")
+    schemas: Path = Field(default=Path("schemas"), description="the schema catalogue")
+    policies: Path = Field(default=Path("policies"), description="agreements/ and restrictions.yaml")
+    registry: Path = Field(default=Path("policies/registry.yaml"), description="the trust registry")
+    pseudonym_secret: SecretStr | None = Field(
+        default=None, description="the exchange-wide secret subject pseudonyms are keyed with (16+ bytes)"
+    )
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: str = "INFO"
     metrics_port: int | None = Field(default=None, description="serve Prometheus /metrics on this port")

@@ -11,6 +11,7 @@ from typing import Protocol, cast
 
 from exchange.errors import ExchangeError
 from exchange.log import configure_logging
+from exchange.settings import get_settings
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the command ran and found a problem (a check failed, the broker is down)
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    get_settings.cache_clear()  # each invocation reads EXCHANGE_* afresh (tests call main() many times)
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(fmt=args.log_format, level="DEBUG" if args.verbose else None)

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from exchange.errors import ConfigError
 from exchange.policy import (
     CompiledAgreement,
@@ -33,19 +31,10 @@ from exchange.policy import (
 )
 from exchange.policy.checks import check_types
 from exchange.policy.files import parse_yaml
+from exchange.settings import get_settings
 
 _EXCHANGE_DOMAIN = "exchange"  # the exchange's own types (decision, consent, quarantine) are never shared
 _REVISION = re.compile(r"^\d{4}\.avsc$")
-
-
-class _Paths(BaseSettings):
-    """Where policies, schemas and the registry are; ``EXCHANGE_POLICIES`` etc. override the defaults."""
-
-    model_config = SettingsConfigDict(env_prefix="EXCHANGE_", env_file=".env", extra="ignore", frozen=True)
-
-    policies: Path = Path("policies")
-    schemas: Path = Path("schemas")
-    registry: Path = Path("policies/registry.yaml")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -78,7 +67,7 @@ class _Inputs:
 
 
 def _load(args: argparse.Namespace) -> _Inputs:
-    paths = _Paths()
+    paths = get_settings()
     policies: Path = args.policies or paths.policies
     schemas: Path = args.schemas or paths.schemas
     registry_path: Path = args.registry or paths.registry

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from exchange.kafka.admin import apply_topics, broker_count
 from exchange.kafka.clients import make_admin
 from exchange.kafka.local import deploy_dir
+from exchange.settings import get_settings
 from exchange.topics import TopicSpec, discover_inputs, expand, load_spec
 
 
@@ -20,15 +20,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                            ("list", "print the topics the spec expands to")):
         action = sub.add_parser(name, help=helptext)
         action.add_argument("--spec", type=Path, default=deploy_dir().parent / "topics.yaml")
-        action.add_argument("--schemas", type=Path, default=Path(os.environ.get("EXCHANGE_SCHEMAS", "schemas")))
-        action.add_argument("--registry", type=Path,
-                            default=Path(os.environ.get("EXCHANGE_REGISTRY", "policies/registry.yaml")))
-        action.add_argument("--policies", type=Path, default=Path(os.environ.get("EXCHANGE_POLICIES", "policies")))
+        action.add_argument("--schemas", type=Path, default=None, help="default: EXCHANGE_SCHEMAS or ./schemas")
+        action.add_argument("--registry", type=Path, default=None,
+                            help="default: EXCHANGE_REGISTRY or policies/registry.yaml")
+        action.add_argument("--policies", type=Path, default=None, help="default: EXCHANGE_POLICIES or ./policies")
         action.set_defaults(func=_list if name == "list" else _apply, dry_run=name == "plan")
 
 
 def planned_topics(args: argparse.Namespace, brokers: int) -> list[TopicSpec]:
-    inputs = discover_inputs(args.schemas, args.registry, args.policies)
+    settings = get_settings()
+    inputs = discover_inputs(args.schemas or settings.schemas, args.registry or settings.registry,
+                             args.policies or settings.policies)
     return expand(load_spec(args.spec), inputs, brokers)
 
 
