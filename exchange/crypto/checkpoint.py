@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from exchange.crypto.encoding import b64decode_strict
 from exchange.crypto.errors import MalformedCheckpointError
 from exchange.crypto.merkle import HASH_SIZE
 from exchange.crypto.note import NoteSigner, Verifier, Verifiers, open_note, sign_note
@@ -71,7 +72,7 @@ def parse_checkpoint(text: str) -> Checkpoint:
     if not _SIZE.fullmatch(size_line):
         raise MalformedCheckpointError(f"checkpoint tree size {size_line!r} is not a decimal without leading zeros")
     try:
-        root_hash = base64.b64decode(root_line, validate=True)
+        root_hash = b64decode_strict(root_line)
     except (binascii.Error, ValueError) as exc:
         raise MalformedCheckpointError("checkpoint root hash is not valid base64") from exc
     if base64.b64encode(root_hash).decode() != root_line:

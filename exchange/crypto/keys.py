@@ -18,6 +18,7 @@ from typing import NoReturn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from exchange.crypto.encoding import b64decode_strict
 from exchange.crypto.errors import KeyFormatError
 from exchange.crypto.note import ED25519_SIGNATURE_TYPE, Verifier, compute_key_id, is_valid_key_name
 
@@ -167,7 +168,7 @@ class EncryptionKey:
 
 def _decode_raw_key(text: str, what: str) -> bytes:
     try:
-        raw = base64.b64decode(text, validate=True)
+        raw = b64decode_strict(text)
     except (binascii.Error, ValueError) as exc:
         raise KeyFormatError(f"{what} is not valid base64") from exc
     if len(raw) != _KEY_SIZE:
@@ -186,7 +187,7 @@ def _split_private(skey: str, prefix: str, what: str) -> tuple[str, str, bytes]:
     if not is_valid_key_name(name):
         raise KeyFormatError(f"{what} has an invalid name")
     try:
-        raw = base64.b64decode(b64, validate=True)
+        raw = b64decode_strict(b64)
     except (binascii.Error, ValueError):
         # No "from exc": the chained error could quote the secret input.
         raise KeyFormatError(f"{what} {name}+{key_id} is not valid base64") from None

@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from exchange.crypto.encoding import b64decode_strict
 from exchange.crypto.errors import (
     InvalidSignatureError,
     KeyFormatError,
@@ -264,7 +265,7 @@ def open_note(note: str | bytes, verifiers: Verifiers | Iterable[Verifier]) -> N
 
 def _b64decode(text: str, what: str) -> bytes:
     try:
-        return base64.b64decode(text, validate=True)
+        return b64decode_strict(text)
     except (binascii.Error, ValueError) as exc:
         raise KeyFormatError(f"{what} is not valid base64") from exc
 
@@ -307,7 +308,7 @@ def _parse_signature_line(line: str, index: int) -> NoteSignature:
     if not sep or not is_valid_key_name(name) or not b64:
         raise MalformedNoteError(f"signature line {index + 1} is not '— <name> <base64>'")
     try:
-        raw = base64.b64decode(b64, validate=True)
+        raw = b64decode_strict(b64)
     except (binascii.Error, ValueError) as exc:
         raise MalformedNoteError(f"signature line {index + 1} is not valid base64") from exc
     if len(raw) < 5:

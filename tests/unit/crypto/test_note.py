@@ -10,6 +10,7 @@ from exchange.crypto.errors import (
     InvalidSignatureError,
     KeyFormatError,
     MalformedNoteError,
+    NoteError,
     UnknownVerifierError,
     UnverifiedNoteError,
 )
@@ -246,3 +247,19 @@ def test_unknown_verifier_error_carries_its_reason() -> None:
 def test_key_name_rules(name: str, valid: bool) -> None:
     """Key names are non-empty with no Unicode space, no '+' and no control character."""
     assert is_valid_key_name(name) is valid
+
+
+def test_non_canonical_base64_signature_is_refused() -> None:
+    """A signature line whose base64 differs only in unused padding bits is not the same note: it is refused."""
+    signer = Signer.generate("population-registry")
+    note = sign_note("exchange.batch/v1\nx\n1\nAAAA\n", [signer])
+    sig_line = note.rstrip("\n").rsplit("\n", 1)[1]
+    b64 = sig_line.rsplit(" ", 1)[1]
+    assert b64.endswith("=")  # 68 bytes → one padding character, so the last letter has 2 unused bits
+    last = b64[-2]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    twin = alphabet[alphabet.index(last) ^ 1]
+    tampered = note.replace(b64, b64[:-2] + twin + "=")
+    assert tampered != note
+    with pytest.raises(NoteError):
+        open_note(tampered, [signer.verifier()])

@@ -1,0 +1,118 @@
+"""Why a received record was not accepted. Each class names one failed check and carries a stable reason code
+(``.reason``) that goes into the quarantine entry and the access log's REJECT entry::
+
+    ExchangeError
+    └── VerificationError                 .reason
+        ├── MalformedEnvelopeError        MALFORMED_ENVELOPE   a header is missing, repeated or not well-formed
+        ├── UnknownSchemaError            UNKNOWN_SCHEMA       the datum's fingerprint is not in the catalogue
+        ├── SchemaMismatchError           SCHEMA_MISMATCH      ce_type / ce_dataschema disagree with the datum
+        ├── BadDatumError                 BAD_DATUM            the datum does not decode (or not canonically)
+        ├── CommitmentMismatchError       COMMITMENT_MISMATCH  the fields do not match what was signed
+        ├── BadProofError                 BAD_PROOF            the inclusion proof does not lead to the batch root
+        ├── BadSignatureError             BAD_SIGNATURE        the batch note's signature does not verify
+        ├── KeyRejectedError              (the signing key cannot vouch for this event)
+        │   ├── UnknownKeyError           UNKNOWN_KEY
+        │   ├── KeyNotYetValidError       KEY_NOT_YET_VALID
+        │   ├── KeyExpiredError           KEY_EXPIRED
+        │   └── KeyRevokedError           KEY_REVOKED
+        ├── UnknownSourceError            UNKNOWN_SOURCE       ce_source is no agency of the registry
+        ├── NotAuthoritativeError         NOT_AUTHORITATIVE    ce_source may not publish ce_type
+        ├── TimeSkewError                 TIME_SKEW            ce_time is far from the broker's timestamp
+        └── ReplayedEventError            REPLAYED             this ce_id was seen before
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from exchange.errors import ExchangeError
+
+__all__ = [
+    "BadDatumError",
+    "BadProofError",
+    "BadSignatureError",
+    "CommitmentMismatchError",
+    "KeyExpiredError",
+    "KeyNotYetValidError",
+    "KeyRejectedError",
+    "KeyRevokedError",
+    "MalformedEnvelopeError",
+    "NotAuthoritativeError",
+    "ReplayedEventError",
+    "SchemaMismatchError",
+    "TimeSkewError",
+    "UnknownKeyError",
+    "UnknownSchemaError",
+    "UnknownSourceError",
+    "VerificationError",
+]
+
+
+class VerificationError(ExchangeError):
+    """A received record failed one verification check; ``reason`` is its stable code."""
+
+    reason: ClassVar[str] = "UNVERIFIED"
+
+
+class MalformedEnvelopeError(VerificationError):
+    reason = "MALFORMED_ENVELOPE"
+
+
+class UnknownSchemaError(VerificationError):
+    reason = "UNKNOWN_SCHEMA"
+
+
+class SchemaMismatchError(VerificationError):
+    reason = "SCHEMA_MISMATCH"
+
+
+class BadDatumError(VerificationError):
+    reason = "BAD_DATUM"
+
+
+class CommitmentMismatchError(VerificationError):
+    reason = "COMMITMENT_MISMATCH"
+
+
+class BadProofError(VerificationError):
+    reason = "BAD_PROOF"
+
+
+class BadSignatureError(VerificationError):
+    reason = "BAD_SIGNATURE"
+
+
+class KeyRejectedError(VerificationError):
+    reason = "KEY_REJECTED"
+
+
+class UnknownKeyError(KeyRejectedError):
+    reason = "UNKNOWN_KEY"
+
+
+class KeyNotYetValidError(KeyRejectedError):
+    reason = "KEY_NOT_YET_VALID"
+
+
+class KeyExpiredError(KeyRejectedError):
+    reason = "KEY_EXPIRED"
+
+
+class KeyRevokedError(KeyRejectedError):
+    reason = "KEY_REVOKED"
+
+
+class UnknownSourceError(VerificationError):
+    reason = "UNKNOWN_SOURCE"
+
+
+class NotAuthoritativeError(VerificationError):
+    reason = "NOT_AUTHORITATIVE"
+
+
+class TimeSkewError(VerificationError):
+    reason = "TIME_SKEW"
+
+
+class ReplayedEventError(VerificationError):
+    reason = "REPLAYED"
