@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from exchange.crypto.keys import Signer
 from exchange.registry import Registry
 from exchange.schemas import Catalogue
+from tests.keys import T0, identity_signers, registry_with_keys
 
-T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+__all__ = ["T0", "RegistryFactory"]
 
 RegistryFactory = Callable[..., Registry]
 
@@ -25,27 +24,15 @@ def catalogue(repo_root: Path) -> Catalogue:
 
 
 @pytest.fixture(scope="session")
-def signers(repo_root: Path) -> dict[str, Signer]:
-    document = yaml.safe_load((repo_root / "policies" / "registry.yaml").read_text())
-    return {a["id"]: Signer.generate(a["id"]) for a in document["agencies"]}
+def signers() -> dict[str, Signer]:
+    return identity_signers()
 
 
 @pytest.fixture(scope="session")
-def make_registry(repo_root: Path, signers: dict[str, Signer]) -> RegistryFactory:
-    """``make_registry(**overrides)``: the shipped registry with each agency's key; ``overrides`` maps an agency
-    to extra key-entry fields (``revoked_at=…``) or to ``None`` to leave it without keys."""
-    base = yaml.safe_load((repo_root / "policies" / "registry.yaml").read_text())
+def make_registry(signers: dict[str, Signer]) -> RegistryFactory:
+    """``make_registry(**overrides)``: the shipped registry with each identity's key (see tests.keys)."""
 
     def make(**overrides: dict[str, Any] | None) -> Registry:
-        document = yaml.safe_load(yaml.safe_dump(base))
-        for agency in document["agencies"]:
-            signer = signers[agency["id"]]
-            extra = overrides.get(agency["id"], {})
-            if extra is None:
-                continue
-            entry = {"key_id": signer.key_id, "public_key": signer.verifier_key(),
-                     "valid_from": (T0 - timedelta(days=365)).isoformat(), **extra}
-            agency["signing_keys"] = [entry]
-        return Registry.from_yaml(yaml.safe_dump(document), source="test-registry")
+        return registry_with_keys(signers, **overrides)
 
     return make

@@ -1,0 +1,32 @@
+"""``exchange bench publish | router``: throughput and latency figures on the broker, printed, never asserted."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from exchange.bench._world import make_world
+from exchange.bench.publish import bench_publish
+from exchange.kafka import resolve_bootstrap
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("bench", help="measure throughput and latency on the broker", description=__doc__)
+    sub = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    publish = sub.add_parser("publish", help="signed publishing (batch 1 and 64) against unsigned producing")
+    publish.add_argument("--events", type=int, default=20_000)
+    publish.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    publish.set_defaults(func=_publish)
+
+
+def _publish(args: argparse.Namespace) -> int:
+    figures = bench_publish(make_world(resolve_bootstrap()), args.events)
+    if args.json:
+        print(json.dumps(figures.as_dict()))
+        return 0
+    print(f"published {figures.events} events of population.address-changed to bench.ingress")
+    print(f"  unsigned (baseline)   {figures.unsigned_per_s:>10,.0f} events/s")
+    print(f"  signed, batch of 1    {figures.signed_b1_per_s:>10,.0f} events/s")
+    print(f"  signed, batch of 64   {figures.signed_b64_per_s:>10,.0f} events/s")
+    print(f"  batch 64 / unsigned   {figures.ratio_b64_vs_unsigned:>10.2f}")
+    return 0
