@@ -39,12 +39,12 @@ class Catalogue:
         self._resolvers: dict[tuple[bytes, bytes], Reader] = {}
 
     @classmethod
-    def load(cls, root: Path) -> Catalogue:
+    def load(cls, root: Path | str) -> Catalogue:
         """Load and validate the schema tree under ``root``; SchemaFileError names the first bad file.
 
         Compatibility between revisions is not checked here (that is :meth:`check`, run in CI).
         """
-        chains, problems = scan(root)
+        chains, problems = scan(Path(root))
         if problems:
             first = problems[0]
             more = f" (and {len(problems) - 1} more; run 'exchange schemas check')" if len(problems) > 1 else ""
