@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     metrics_port: int | None = Field(default=None, description="serve Prometheus /metrics on this port")
     client_id: str = "exchange"
+    topic_prefix: str = Field(default="", description="prepended to every topic name (a namespace on a shared cluster)")
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None

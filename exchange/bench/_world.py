@@ -42,4 +42,5 @@ def make_world(bootstrap: str, settings: Settings | None = None) -> BenchWorld:
 def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> None:
     admin = make_admin(bootstrap=bootstrap)
     rf = 1 if broker_count(admin) < 3 else 3
-    apply_topics(admin, [TopicSpec(n, partitions, rf, {"retention.ms": "3600000"}) for n in names])
+    apply_topics(admin, [TopicSpec(n, partitions, rf, {"retention.ms": "3600000"}) for n in names],
+                 prefix=get_settings().topic_prefix)

@@ -44,7 +44,7 @@ def _list(args: argparse.Namespace) -> int:
 def _apply(args: argparse.Namespace) -> int:
     admin = make_admin()
     specs = planned_topics(args, broker_count(admin))
-    changes = apply_topics(admin, specs, dry_run=args.dry_run)
+    changes = apply_topics(admin, specs, dry_run=args.dry_run, prefix=get_settings().topic_prefix)
     for change in changes:
         print(("would " if args.dry_run else "") + str(change))
     verb = "would change" if args.dry_run else "changed"

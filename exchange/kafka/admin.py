@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from confluent_kafka import KafkaException as _CKafkaException
@@ -45,12 +45,16 @@ def broker_count(admin: AdminClient) -> int:
         raise translate(exc, "reading cluster metadata", TopicError) from exc
 
 
-def apply_topics(admin: AdminClient, specs: Sequence[TopicSpec], dry_run: bool = False) -> list[TopicChange]:
-    """Make the cluster match ``specs``. Returns the changes; an empty list means nothing needed changing.
+def apply_topics(admin: AdminClient, specs: Sequence[TopicSpec], dry_run: bool = False,
+                 prefix: str = "") -> list[TopicChange]:
+    """Make the cluster match ``specs`` (names under ``prefix``). Returns the changes; an empty list means nothing
+    needed changing.
 
     Partitions are never reduced (Kafka cannot) and never added to a co-partitioned topic (that would move
     citizens between partitions and break the ingress/consent pairing): both are reported as TopicError.
     """
+    if prefix:
+        specs = [replace(s, name=prefix + s.name) for s in specs]
     try:
         existing = admin.list_topics(timeout=_TIMEOUT).topics
     except _CKafkaException as exc:

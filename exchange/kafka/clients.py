@@ -9,6 +9,7 @@ Every client takes the resolved bootstrap address and optional overrides; a call
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "Consumer",
     "Headers",
     "Producer",
+    "TopicNames",
     "TransactionalProducer",
     "client_config",
     "make_admin",
@@ -55,6 +57,29 @@ CONSUMER_DEFAULTS: Mapping[str, Any] = {
     "enable.partition.eof": False,
     "fetch.max.bytes": 16_000_000,
 }
+
+
+class TopicNames:
+    """Maps the exchange's logical topic names to physical ones under ``EXCHANGE_TOPIC_PREFIX`` and back.
+
+    Everything above this module speaks logical names (``ingress.tax.income-assessed``); a prefix lets several
+    exchanges, or test runs, share one cluster without seeing each other's topics.
+    """
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+
+    def physical(self, topic: str) -> str:
+        if not self.prefix:
+            return topic
+        if topic.startswith("^"):  # a subscription pattern
+            return "^" + re.escape(self.prefix) + topic[1:]
+        return self.prefix + topic
+
+    def logical(self, topic: str) -> str:
+        return topic[len(self.prefix):] if self.prefix and topic.startswith(self.prefix) else topic
 
 
 def resolve_bootstrap(settings: Settings | None = None) -> str:
@@ -104,11 +129,11 @@ class ConsumedRecord:
     timestamp_ms: int
 
 
-def _record(msg: _Message) -> ConsumedRecord:
+def _record(msg: _Message, names: TopicNames) -> ConsumedRecord:
     key = msg.key()
     value = msg.value()
     return ConsumedRecord(
-        topic=msg.topic() or "",
+        topic=names.logical(msg.topic() or ""),
         partition=msg.partition() or 0,
         offset=msg.offset() or 0,
         key=key if isinstance(key, bytes) or key is None else bytes(key),
@@ -131,6 +156,7 @@ class Producer:
                  overrides: Mapping[str, Any] | None = None) -> None:
         self._config = client_config(settings, bootstrap, PRODUCER_DEFAULTS, overrides or {})
         self._producer = _Producer(self._config)
+        self.names = TopicNames((settings or get_settings()).topic_prefix)
 
     @property
     def raw(self) -> _Producer:
@@ -146,7 +172,7 @@ class Producer:
             def callback(err: _CKafkaError | None, msg: _Message) -> None:
                 failure = error_from(err, f"delivery to {msg.topic()}", ProduceError) if err else None
                 offset = msg.offset()
-                report(failure, msg.topic() or topic, msg.partition() or 0, -1 if offset is None else offset)
+                report(failure, topic, msg.partition() or 0, -1 if offset is None else offset)
 
         kwargs: dict[str, Any] = {"value": value, "key": key, "headers": headers}
         if callback is not None:
@@ -155,7 +181,7 @@ class Producer:
             kwargs["partition"] = partition
         while True:
             try:
-                self._producer.produce(topic, **kwargs)
+                self._producer.produce(self.names.physical(topic), **kwargs)
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: serve delivery reports, then retry
             except _CKafkaException as exc:
@@ -188,7 +214,7 @@ class TransactionalProducer(Producer):
 
     def send_offsets(self, consumer: Consumer, offsets: Mapping[tuple[str, int], int], timeout: float = 30.0) -> None:
         """Add the next offsets to consume (``{(topic, partition): offset}``) to the open transaction."""
-        positions = [_TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        positions = [_TopicPartition(self.names.physical(t), p, o) for (t, p), o in offsets.items()]
         metadata = consumer.raw.consumer_group_metadata()
         self._step("sending offsets to the transaction",
                    lambda: self._producer.send_offsets_to_transaction(positions, metadata, timeout))
@@ -215,6 +241,7 @@ class Consumer:
                  on_revoke: Callable[[list[tuple[str, int]]], None] | None = None) -> None:
         self._config = client_config(settings, bootstrap, CONSUMER_DEFAULTS, {"group.id": group_id}, overrides or {})
         self._consumer = _Consumer(self._config)
+        self.names = TopicNames((settings or get_settings()).topic_prefix)
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         if topics:
@@ -227,20 +254,22 @@ class Consumer:
     def subscribe(self, topics: Iterable[str]) -> None:
         def assigned(_: _Consumer, parts: list[_TopicPartition]) -> None:
             if self._on_assign:
-                self._on_assign([(p.topic, p.partition) for p in parts])
+                self._on_assign([(self.names.logical(p.topic), p.partition) for p in parts])
 
         def revoked(_: _Consumer, parts: list[_TopicPartition]) -> None:
             if self._on_revoke:
-                self._on_revoke([(p.topic, p.partition) for p in parts])
+                self._on_revoke([(self.names.logical(p.topic), p.partition) for p in parts])
 
         try:
-            self._consumer.subscribe(list(topics), on_assign=assigned, on_revoke=revoked)
+            self._consumer.subscribe([self.names.physical(t) for t in topics], on_assign=assigned,
+                                     on_revoke=revoked)
         except _CKafkaException as exc:
             raise translate(exc, "subscribing", ConsumeError) from exc
 
     def assign(self, partitions: Iterable[tuple[str, int, int | None]]) -> None:
         """Read the given ``(topic, partition, start offset or None)`` without a group subscription."""
-        parts = [_TopicPartition(t, p, o) if o is not None else _TopicPartition(t, p) for t, p, o in partitions]
+        n = self.names.physical
+        parts = [_TopicPartition(n(t), p, o) if o is not None else _TopicPartition(n(t), p) for t, p, o in partitions]
         self._consumer.assign(parts)
 
     def poll_batch(self, max_records: int = 500, timeout: float = 1.0) -> list[ConsumedRecord]:
@@ -259,12 +288,19 @@ class Consumer:
                 if failure.fatal or not failure.retriable:
                     raise failure
                 continue
-            records.append(_record(msg))
+            records.append(_record(msg, self.names))
         return records
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        """Consume ``topic[partition]`` from ``offset`` next (after an aborted transaction, say)."""
+        try:
+            self._consumer.seek(_TopicPartition(self.names.physical(topic), partition, offset))
+        except _CKafkaException as exc:
+            raise translate(exc, f"seeking {topic}[{partition}] to {offset}", ConsumeError) from exc
 
     def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
         """Commit ``{(topic, partition): next offset}`` synchronously."""
-        parts = [_TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        parts = [_TopicPartition(self.names.physical(t), p, o) for (t, p), o in offsets.items()]
         try:
             self._consumer.commit(offsets=parts, asynchronous=False)
         except _CKafkaException as exc:
@@ -275,14 +311,24 @@ class Consumer:
         ends: dict[tuple[str, int], int] = {}
         for topic, partition in partitions:
             try:
-                _, high = self._consumer.get_watermark_offsets(_TopicPartition(topic, partition), timeout=timeout)
+                _, high = self._consumer.get_watermark_offsets(
+                    _TopicPartition(self.names.physical(topic), partition), timeout=timeout)
             except _CKafkaException as exc:
                 raise translate(exc, f"reading end offsets of {topic}[{partition}]", ConsumeError) from exc
             ends[(topic, partition)] = high
         return ends
 
+    def committed(self, partitions: Iterable[tuple[str, int]], timeout: float = 10.0) -> dict[tuple[str, int], int]:
+        """The group's committed offset of each partition (-1001, librdkafka's "invalid", when none)."""
+        try:
+            found = self._consumer.committed([_TopicPartition(self.names.physical(t), p) for t, p in partitions],
+                                             timeout=timeout)
+        except _CKafkaException as exc:
+            raise translate(exc, "reading committed offsets", ConsumeError) from exc
+        return {(self.names.logical(tp.topic), tp.partition): tp.offset for tp in found}
+
     def assignment(self) -> list[tuple[str, int]]:
-        return [(p.topic, p.partition) for p in self._consumer.assignment()]
+        return [(self.names.logical(p.topic), p.partition) for p in self._consumer.assignment()]
 
     def close(self) -> None:
         self._consumer.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from exchange.kafka import TopicNames
 from exchange.kafka.errors import BrokerError
 from exchange.kafka.local import LocalBroker, _java_major, require_java
 
@@ -87,3 +88,15 @@ def test_ports_of_formatted_data_are_kept(tmp_path: Path) -> None:
     assert broker._choose_ports(None, None) == (pa, pb)
     with pytest.raises(BrokerError, match="down --purge"):
         broker._choose_ports(pa + 1 if pa + 1 != pb else pa + 2, None)
+
+
+def test_topic_prefix_maps_names_and_patterns_both_ways() -> None:
+    """A prefix namespaces plain names and subscription patterns, and is stripped from what is read back."""
+    names = TopicNames("run.1+")
+    assert names.physical("audit.decisions") == "run.1+audit.decisions"
+    assert names.physical(r"^ingress\..*") == r"^run\.1\+ingress\..*"
+    assert names.logical("run.1+delivery.tax-board") == "delivery.tax-board"
+    assert names.logical("other.topic") == "other.topic"
+    plain = TopicNames()
+    assert plain.physical("x") == "x"
+    assert plain.logical("x") == "x"
