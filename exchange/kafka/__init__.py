@@ -11,6 +11,7 @@ from exchange.kafka.clients import (
     TransactionalProducer,
     client_config,
     make_admin,
+    read_to_end,
     resolve_bootstrap,
 )
 from exchange.kafka.errors import BrokerError, ConsumeError, KafkaError, ProduceError, TopicError, TransactionError
@@ -33,5 +34,6 @@ __all__ = [
     "TransactionalProducer",
     "client_config",
     "make_admin",
+    "read_to_end",
     "resolve_bootstrap",
 ]
