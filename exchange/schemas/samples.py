@@ -265,16 +265,18 @@ def _consent(rng: random.Random, person_id: str | None) -> dict[str, Any]:
     status = rng.choices(["ACTIVE", "PAUSED", "REVOKED", "EXPIRED"], [70, 5, 15, 10])[0]
     return {
         "consent_id": _uuid7(rng, granted),
-        "sequence": 1 if status == "ACTIVE" else rng.randint(2, 4),
-        "subject_ref": subject_ref_for(_person(rng, person_id)),
+        "version": 1 if status == "ACTIVE" else rng.randint(2, 4),
+        "subject": subject_ref_for(_person(rng, person_id)).hex()[:32],
         "recipient": rng.choice(_RECIPIENTS),
         "purpose": rng.choice(_PURPOSES),
         "record_types": rng.sample(_INGRESS, rng.randint(1, 2)),
-        "fields": rng.choice(([], ["postal_code", "municipality_code"])),
+        "fields": rng.choice((None, ["postal_code", "municipality_code"])),
+        "start": granted,
+        "expiry": granted + timedelta(days=rng.choice((90, 180, 365))),
         "status": status,
-        "valid_from": granted,
-        "valid_until": granted + timedelta(days=rng.choice((90, 180, 365))),
-        "updated_at": granted + timedelta(hours=rng.randint(0, 2000)),
+        "issued_at": granted + timedelta(hours=rng.randint(0, 2000)),
+        "issuer": "exchange-consent",
+        "signature": "— exchange-consent " + "A" * 92,
     }
 
 

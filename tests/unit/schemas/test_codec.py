@@ -106,7 +106,7 @@ def test_one_bad_value_is_named(catalogue: Catalogue, field: str, value: Any, re
 def test_naive_datetime_is_refused(catalogue: Catalogue) -> None:
     """A timestamp without a time zone is ambiguous and is refused."""
     record = sample_record("exchange.consent", seeded(4))
-    record["updated_at"] = datetime(2024, 5, 1, 12, 0)
+    record["issued_at"] = datetime(2024, 5, 1, 12, 0)
     with pytest.raises(RecordValidationError, match="timezone-aware"):
         catalogue.encode("exchange.consent", record)
 
