@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from exchange.schemas._avro import Names
-from exchange.schemas._decode import MALFORMED, Reader
+from exchange.schemas._decode import MALFORMED, Reader, compile_reader
 from exchange.schemas._encode import BadValueError, RecordWriter
 from exchange.schemas.errors import DatumError, UnknownFieldError
 
@@ -170,6 +170,29 @@ class RecordSchema:
     def decode_datum(self, datum: bytes, offset: int = 0) -> dict[str, Any]:
         """Decode a plain Avro datum written with this schema (from ``offset`` to the end of ``datum``)."""
         return read_all(self._reader, datum, offset, self.label)
+
+    def decode_field(self, name: str, data: bytes) -> Any:
+        """The value of field ``name`` from its own Avro encoding (the inverse of :meth:`encode_field`).
+
+        ``data`` must be exactly one value; DatumError otherwise, UnknownFieldError for a name the type lacks.
+        The per-field readers are compiled on first use and kept on the instance (recipients decode only the
+        fields disclosed to them, one at a time).
+        """
+        readers: dict[str, Reader] | None = self.__dict__.get("_field_readers")
+        if readers is None:
+            readers = {str(f["name"]): compile_reader(f["type"], self.names) for f in self.node["fields"]}
+            object.__setattr__(self, "_field_readers", readers)  # a cache, not state: the instance stays frozen
+        try:
+            reader = readers[name]
+        except KeyError as exc:
+            raise UnknownFieldError(f"{self.label} has no field {name!r}") from exc
+        try:
+            value, end = reader(data, 0)
+        except MALFORMED as exc:
+            raise DatumError(f"{self.label}: field {name!r}: malformed value: {_why(exc)}") from exc
+        if end != len(data):
+            raise DatumError(f"{self.label}: field {name!r}: {len(data) - end} trailing bytes after the value")
+        return value
 
 
 def read_all(reader: Reader, data: bytes, offset: int, label: str) -> dict[str, Any]:

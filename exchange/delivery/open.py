@@ -1,0 +1,318 @@
+"""Opening a delivery (recipient side): every check, in order, or a typed error — never unverified data.
+
+1. Headers: exactly the delivery headers (plus ``traceparent``/``tracestate``), none twice; key and value present.
+2. Data key: the ``ce_exdatakey`` note is signed by a key of ``exchange-router`` valid at its ``created`` time,
+   is wrapped for this recipient's key, unwraps, and is not older than the record allows. Verified and unwrapped
+   once per distinct note (once per rotation), then remembered.
+3. Decrypt with the associated data (topic, key, ce_id, agreement, data key id): a moved or altered record fails.
+4. Parse the disclosure; every other header must equal what it says.
+5. The schema named by ``ce_dataschema`` is in the catalogue; the key is consistent with the disclosure (the
+   disclosed, publisher-signed key, or the router's recipient pseudonym when pseudonymised).
+6. The publisher's signature over the minimised record: commitments (recomputed for disclosed fields, as given for
+   withheld ones) → event digest → inclusion proof → batch root in a note signed by ``ce_source`` with a key
+   valid at ``ce_time``; ``ce_source`` authoritative for ``ce_type``.
+7. Decode the disclosed values with their schema.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+
+from exchange.crypto.errors import CryptoError, InvalidSignatureError, UnverifiedNoteError
+from exchange.crypto.keys import EncryptionKey
+from exchange.crypto.merkle import leaf_hash, root_from_inclusion_proof
+from exchange.crypto.note import open_note
+from exchange.delivery import errors as e
+from exchange.delivery.datakeys import ROUTER_IDENTITY, OpenedDataKey, open_data_key
+from exchange.delivery.disclosure import Disclosed, Disclosure, Withheld, decode_disclosure
+from exchange.delivery.wire import (
+    CONTENT_TYPE,
+    DELIVERY_HEADERS,
+    H_AGREEMENT,
+    H_DATAKEY,
+    H_PURPOSE,
+    NONCE_SIZE,
+    VALUE_VERSION,
+    agreement_header,
+    delivery_aad,
+)
+from exchange.envelope.attributes import (
+    H_CONTENT_TYPE,
+    H_ID,
+    H_SOURCE,
+    H_SPECVERSION,
+    H_TIME,
+    H_TYPE,
+    SPECVERSION,
+    EventAttributes,
+    dataschema_uri,
+    parse_time,
+)
+from exchange.envelope.batch import BatchNote, decode_proof, parse_batch_text
+from exchange.envelope.commitments import event_digest
+from exchange.envelope.errors import VerificationError
+from exchange.registry import Registry
+from exchange.registry.errors import KeyRejectedError, NotAuthoritativeError, RegistryError
+from exchange.schemas import Catalogue, RecordSchema
+from exchange.schemas.errors import SchemaError
+
+__all__ = ["DeliveryOpener", "Provenance", "ReceivedDelivery"]
+
+_KNOWN = frozenset(DELIVERY_HEADERS) | {"traceparent", "tracestate"}
+_TAG_SIZE = 16
+_CHECKED = ((H_ID, "id"), (H_SOURCE, "source"), (H_TYPE, "type"), (H_TIME, "time"))
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a delivered record comes from and under which agreement it was delivered."""
+
+    source: str
+    """The publishing agency (its signature verified)."""
+    event_id: str
+    event_time: datetime
+    agreement_id: str
+    agreement_version: int
+    purpose: str
+    schema_revision: int
+    dataschema: str
+    publisher_key_id: str
+    """The key of ``source`` that signed the event's batch."""
+    router_key_id: str
+    """The ``exchange-router`` key that signed the data key (and so vouches for the agreement and pseudonym)."""
+    data_key_id: str
+    pseudonym_attested_by: str | None
+    """``exchange-router`` when the subject pseudonym is the router's (not publisher-signed); else None."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedDelivery:
+    """A verified, decrypted delivery: the disclosed fields, typed, and their provenance."""
+
+    record_type: str
+    fields: dict[str, Any]
+    """The disclosed fields, decoded with the record's schema, in schema order."""
+    withheld: tuple[str, ...]
+    """The schema's fields this recipient did not receive."""
+    subject_pseudonym: str | None
+    """This recipient's pseudonym of the subject, when the agreement pseudonymises (else None)."""
+    key: bytes
+    """The record's Kafka key: the subject pseudonym the publisher signed, or ``subject_pseudonym``."""
+    provenance: Provenance
+
+    @property
+    def event_id(self) -> str:
+        """The original event's ``ce_id``."""
+        return self.provenance.event_id
+
+    @property
+    def idempotency_key(self) -> tuple[str, str]:
+        """``(ce_id, agreement id)``: unique per delivery. An agency with two agreements on one record type gets
+        one delivery of an event per agreement, with the same ``ce_id``."""
+        return self.provenance.event_id, self.provenance.agreement_id
+
+
+class DeliveryOpener:
+    """Opens the deliveries of one recipient with its encryption key; remembers data keys and batch notes.
+
+    ``encryption_key`` is the recipient's key, or several (the current one first, then keys retired by a rotation
+    whose deliveries may still be unread). ``max_data_key_age`` bounds how long after its creation a data key may
+    be used (records' broker timestamps are compared, when given): a router key revoked later cannot make notes
+    dated before its revocation last for ever. Keep the router's rotation time well below it.
+    """
+
+    def __init__(self, recipient: str, encryption_key: EncryptionKey | Sequence[EncryptionKey], registry: Registry,
+                 catalogue: Catalogue, *, max_data_key_age: timedelta = timedelta(hours=1),
+                 max_skew: timedelta = timedelta(minutes=15), cache_size: int = 256) -> None:
+        keys = (encryption_key,) if isinstance(encryption_key, EncryptionKey) else tuple(encryption_key)
+        if not keys:
+            raise ValueError("the opener needs at least one encryption key")
+        for key in keys:
+            if key.name != recipient:
+                raise ValueError(f"encryption key {key.key_id} is {key.name}'s, not {recipient}'s")
+        self.recipient = recipient
+        self.registry = registry
+        self.catalogue = catalogue
+        self.max_data_key_age = max_data_key_age
+        self.max_skew = max_skew
+        self._keys = keys
+        self._cache_size = cache_size
+        self._data_keys: OrderedDict[bytes, OpenedDataKey] = OrderedDict()
+        self._notes: OrderedDict[str, tuple[BatchNote, str]] = OrderedDict()
+
+    def open(self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]], topic: str, *,
+             timestamp_ms: int = 0) -> ReceivedDelivery:
+        """The verified delivery, or an :class:`~exchange.delivery.errors.OpenError` naming the failed check."""
+        if key is None or value is None:
+            raise e.MalformedDeliveryError("the delivery has no key or no value")
+        h = _headers(headers)
+        if h[H_SPECVERSION] != SPECVERSION.encode() or h[H_CONTENT_TYPE] != CONTENT_TYPE.encode():
+            raise e.MalformedDeliveryError(f"ce_specversion must be {SPECVERSION} and content-type {CONTENT_TYPE}")
+        data_key = self._data_key(h[H_DATAKEY])
+        if timestamp_ms > 0:
+            self._check_age(data_key, timestamp_ms)
+        d = self._decrypt(data_key, topic, key, value, h)
+        _check_headers(d, h)
+        schema = self._schema(d.attributes)
+        _check_key(d, schema, key)
+        moment, publisher_key_id = self._verify_publisher(d, schema)
+        fields: dict[str, Any] = {}
+        withheld: list[str] = []
+        for name, entry in zip(schema.field_names, d.fields, strict=True):
+            if isinstance(entry, Withheld):
+                withheld.append(name)
+                continue
+            try:
+                fields[name] = schema.decode_field(name, entry.value)
+            except SchemaError as exc:
+                raise e.BadDisclosureError(f"field {name!r} does not decode: {exc}") from exc
+        a = d.attributes
+        provenance = Provenance(a.source, a.id, moment, d.agreement_id, d.agreement_version, d.purpose,
+                                schema.revision, a.dataschema, publisher_key_id, data_key.router_key_id,
+                                data_key.wrap.key_id, ROUTER_IDENTITY if d.pseudonymised else None)
+        return ReceivedDelivery(a.type, fields, tuple(withheld), d.subject_pseudonym, key, provenance)
+
+    # -- the checks -----------------------------------------------------------------------------------------
+
+    def _data_key(self, note: bytes) -> OpenedDataKey:
+        cached = self._data_keys.get(note)
+        if cached is not None:
+            self._data_keys.move_to_end(note)
+            return cached
+        opened = open_data_key(note, self.registry, self._keys)
+        self._data_keys[note] = opened
+        if len(self._data_keys) > self._cache_size:
+            self._data_keys.popitem(last=False)
+        return opened
+
+    def _check_age(self, data_key: OpenedDataKey, timestamp_ms: int) -> None:
+        appended = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+        created = data_key.wrap.created_at
+        if created - appended > self.max_skew or appended - created > self.max_data_key_age:
+            raise e.BadDataKeyError(f"data key {data_key.wrap.key_id} was made at {data_key.wrap.created}, too far "
+                                    f"from the record's time {appended.isoformat()}")
+
+    @staticmethod
+    def _decrypt(data_key: OpenedDataKey, topic: str, key: bytes, value: bytes, h: dict[str, bytes]) -> Disclosure:
+        if len(value) < 1 + NONCE_SIZE + _TAG_SIZE or value[:1] != VALUE_VERSION:
+            raise e.MalformedDeliveryError("the value is not a version-1 sealed delivery")
+        aad = delivery_aad(topic.encode(), key, h[H_ID], h[H_AGREEMENT], data_key.wrap.key_id.encode())
+        try:
+            plaintext = data_key.aead.decrypt(value[1:1 + NONCE_SIZE], value[1 + NONCE_SIZE:], aad)
+        except InvalidTag as exc:
+            raise e.DecryptFailedError(f"the delivery does not decrypt under data key {data_key.wrap.key_id} for "
+                                       f"this topic, key, ce_id and agreement") from exc
+        return decode_disclosure(plaintext)
+
+    def _schema(self, attributes: EventAttributes) -> RecordSchema:
+        fingerprint_hex = attributes.dataschema.rpartition(":")[2]
+        try:
+            schema = self.catalogue.by_fingerprint(bytes.fromhex(fingerprint_hex))
+        except (ValueError, SchemaError) as exc:
+            raise e.UnknownDeliverySchemaError(f"ce_dataschema {attributes.dataschema!r} names no schema of the "
+                                               f"catalogue") from exc
+        if (schema.type_name != attributes.type
+                or dataschema_uri(schema.type_name, schema.revision, schema.fingerprint) != attributes.dataschema):
+            raise e.UnknownDeliverySchemaError(f"ce_dataschema {attributes.dataschema!r} does not match "
+                                               f"ce_type {attributes.type!r} and the catalogue")
+        return schema
+
+    def _verify_publisher(self, d: Disclosure, schema: RecordSchema) -> tuple[datetime, str]:
+        a = d.attributes
+        try:
+            moment = parse_time(a.time)
+        except ValueError as exc:
+            raise e.BadDisclosureError(f"ce_time {a.time!r} is not an RFC 3339 time") from exc
+        try:
+            self.registry.require_authoritative(a.source, a.type)
+        except NotAuthoritativeError as exc:
+            raise e.PublisherNotAuthoritativeError(str(exc)) from exc
+        digest = event_digest(a, d.commitments(schema.field_names))
+        batch, key_id = self._open_batch(d.note, a.source, moment)
+        try:
+            index, size, hashes = decode_proof(d.proof)
+            if size != batch.size:
+                raise e.PublisherSignatureError(f"the proof is for a batch of {size}, the note signs {batch.size}")
+            computed = root_from_inclusion_proof(leaf_hash(digest), index, size, hashes)
+        except (VerificationError, CryptoError) as exc:
+            raise e.PublisherSignatureError(f"the inclusion proof is invalid: {exc}") from exc
+        if computed != batch.root:
+            raise e.PublisherSignatureError(f"event {a.id} is not what {a.source} signed: a disclosed value, a "
+                                            f"commitment, the key or an attribute differs")
+        try:
+            self.registry.verifier(a.source, key_id, moment)
+        except RegistryError as exc:
+            raise e.PublisherKeyError(str(exc)) from exc
+        return moment, key_id
+
+    def _open_batch(self, note: str, source: str, moment: datetime) -> tuple[BatchNote, str]:
+        cached = self._notes.get(note)
+        if cached is not None:
+            self._notes.move_to_end(note)
+            return cached
+        try:
+            opened = open_note(note, self.registry.note_verifiers(moment, identities=[source]))
+            batch = parse_batch_text(opened.text)
+        except InvalidSignatureError as exc:
+            raise e.PublisherSignatureError(f"the batch note's signature by {source} does not verify") from exc
+        except UnverifiedNoteError as exc:
+            rejected = any(isinstance(m.__cause__, KeyRejectedError) for m in exc.ignored)
+            cls = e.PublisherKeyError if rejected else e.PublisherSignatureError
+            raise cls(f"the batch note has no valid signature by {source}: {exc}") from exc
+        except (CryptoError, VerificationError) as exc:
+            raise e.PublisherSignatureError(f"the batch note cannot be opened: {exc}") from exc
+        if batch.source != source:
+            raise e.PublisherSignatureError(f"the batch note is for {batch.source!r}, the event's source is {source!r}")
+        entry = (batch, opened.signatures[0].key_id)
+        self._notes[note] = entry
+        if len(self._notes) > self._cache_size:
+            self._notes.popitem(last=False)
+        return entry
+
+    def __repr__(self) -> str:
+        return f"DeliveryOpener(recipient={self.recipient!r}, key_ids={[k.key_id for k in self._keys]!r})"
+
+
+def _headers(raw: Sequence[tuple[str, bytes]]) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for name, value in raw:
+        if name not in _KNOWN:
+            raise e.MalformedDeliveryError(f"unexpected header {name!r}")
+        if name in found:
+            raise e.MalformedDeliveryError(f"header {name!r} appears twice")
+        found[name] = value
+    missing = [n for n in DELIVERY_HEADERS if n not in found]
+    if missing:
+        raise e.MalformedDeliveryError(f"missing header(s): {', '.join(missing)}")
+    return found
+
+
+def _check_headers(d: Disclosure, h: dict[str, bytes]) -> None:
+    for header, attribute in _CHECKED:
+        if h[header] != getattr(d.attributes, attribute).encode():
+            raise e.HeaderMismatchError(f"header {header} differs from the sealed event")
+    if h[H_AGREEMENT] != agreement_header(d.agreement_id, d.agreement_version).encode():
+        raise e.HeaderMismatchError(f"header {H_AGREEMENT} differs from the sealed agreement")
+    if h[H_PURPOSE] != d.purpose.encode():
+        raise e.HeaderMismatchError(f"header {H_PURPOSE} differs from the sealed purpose")
+
+
+def _check_key(d: Disclosure, schema: RecordSchema, key: bytes) -> None:
+    if len(d.fields) != len(schema.field_names):
+        raise e.BadDisclosureError(f"the disclosure has {len(d.fields)} fields, {schema.label} has "
+                                   f"{len(schema.field_names)}")
+    if d.subject_pseudonym is None:
+        if not isinstance(d.key, Disclosed) or d.key.value != key:
+            raise e.BadDisclosureError("the record's key is not the key the publisher signed")
+        return
+    key_field = d.fields[schema.field_names.index(schema.key_field)]
+    if not isinstance(d.key, Withheld) or not isinstance(key_field, Withheld):
+        raise e.BadDisclosureError("a pseudonymised disclosure must withhold the key and the key field")
+    if key != d.subject_pseudonym.encode():
+        raise e.BadDisclosureError("the record's key is not the recipient pseudonym the disclosure names")
