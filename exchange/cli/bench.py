@@ -7,6 +7,7 @@ import json
 
 from exchange.bench._world import make_world
 from exchange.bench.publish import bench_publish
+from exchange.bench.router import bench_router
 from exchange.kafka import resolve_bootstrap
 
 
@@ -17,6 +18,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     publish.add_argument("--events", type=int, default=20_000)
     publish.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     publish.set_defaults(func=_publish)
+    router = sub.add_parser("router", help="routing throughput and latency against a raw pass-through")
+    router.add_argument("--events", type=int, default=20_000, help="events pre-loaded and routed")
+    router.add_argument("--routers", type=int, default=1, help="router processes (1 runs in this process)")
+    router.add_argument("--latency-events", type=int, default=2000, help="events published for the latency run")
+    router.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    router.set_defaults(func=_router)
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -29,4 +36,17 @@ def _publish(args: argparse.Namespace) -> int:
     print(f"  signed, batch of 1    {figures.signed_b1_per_s:>10,.0f} events/s")
     print(f"  signed, batch of 64   {figures.signed_b64_per_s:>10,.0f} events/s")
     print(f"  batch 64 / unsigned   {figures.ratio_b64_vs_unsigned:>10.2f}")
+    return 0
+
+
+def _router(args: argparse.Namespace) -> int:
+    figures = bench_router(make_world(resolve_bootstrap()), args.events, args.routers, args.latency_events)
+    if args.json:
+        print(json.dumps(figures.as_dict()))
+        return 0
+    print(f"routed {figures.events} events with {figures.routers} router(s)")
+    print(f"  router                {figures.events_per_s:>10,.0f} events/s")
+    print(f"  raw pass-through      {figures.raw_events_per_s:>10,.0f} events/s")
+    print(f"  router / raw          {figures.ratio:>10.2f}")
+    print(f"  latency p50 / p99     {figures.latency_ms_p50:>7.1f} / {figures.latency_ms_p99:.1f} ms")
     return 0
