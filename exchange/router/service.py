@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from exchange.delivery.errors import SealError
 from exchange.envelope import (
     EnvelopeVerifier,
     ReplayedEventError,
@@ -28,7 +29,7 @@ from exchange.envelope import (
 from exchange.kafka import ConsumedRecord, Consumer, Headers, TransactionalProducer, TransactionError
 from exchange.log import get_logger
 from exchange.metrics import DECISIONS, EVENTS, QUARANTINED, ROUTING_LATENCY
-from exchange.policy import PUBLIC_RECIPIENT, ConsentView, Decision, EventFacts, PolicyIndex, decide
+from exchange.policy import PUBLIC_RECIPIENT, ConsentView, Decision, EventFacts, Outcome, PolicyIndex, decide
 from exchange.router.entries import EntryWriter
 from exchange.router.replay import ReplayWindow
 from exchange.settings import Settings
@@ -83,7 +84,7 @@ class RouterConfig:
     group_id: str = "exchange-router"
     pattern: str = INGRESS_PATTERN
     max_batch: int = 500
-    poll_timeout: float = 0.5
+    poll_timeout: float = 0.05  # a light load is not held back waiting for a full batch
     replay_window: int = 100_000
     replay_seed: int = 10_000
 
@@ -209,14 +210,9 @@ class Router:
         EVENTS.labels(stage="verify", outcome="ok").inc()
         facts = EventFacts(event.attributes.id, event.attributes.type, event.attributes.source, event.time,
                            event.key.decode() if event.schema.key_kind == "person" else None, event.record)
-        for decision in decide(snapshot.index, facts, self._consent):
+        for decided in decide(snapshot.index, facts, self._consent):
+            decision = self._deliver(record, event, decided, snapshot) if decided.permitted else decided
             if decision.permitted:
-                if decision.recipient == PUBLIC_RECIPIENT:
-                    # Open data is public: the publisher's own signed record, unchanged, verifiable by anyone.
-                    self._producer.produce(decision.topic, record.value, record.key, headers=record.headers)
-                else:
-                    sealed = snapshot.sealer.seal(event, decision)
-                    self._producer.produce(sealed.topic, sealed.value, sealed.key, headers=sealed.headers)
                 batch.delivered[decision.recipient] += 1
                 ROUTING_LATENCY.observe(max(0.0, (now - event.time).total_seconds()))
             else:
@@ -227,6 +223,24 @@ class Router:
                                               offset=record.offset, now=now)
             self._producer.produce(AUDIT_TOPIC, entry, event.key)
             batch.audit_entries += 1
+
+    def _deliver(self, record: ConsumedRecord, event: VerifiedEvent, decision: Decision,
+                 snapshot: Snapshot) -> Decision:
+        """Produce one permitted delivery; returns the decision as it stands after delivery (fail closed)."""
+        if decision.recipient == PUBLIC_RECIPIENT:
+            # Open data is public: the publisher's own signed record, unchanged, verifiable by anyone.
+            self._producer.produce(decision.topic, record.value, record.key, headers=record.headers)
+            return decision
+        try:
+            sealed = snapshot.sealer.seal(event, decision)
+        except SealError as exc:
+            # No valid encryption key for the recipient: nothing can be delivered to it, and the log says so.
+            self._log.error("delivery withheld", ce_id=event.attributes.id, recipient=decision.recipient,
+                            error=str(exc))
+            return decision._replace(outcome=Outcome.DENY, fields=(), withheld=decision.fields + decision.withheld,
+                                     reasons=(*decision.reasons, f"UNDELIVERABLE:{exc.reason}"))
+        self._producer.produce(sealed.topic, sealed.value, sealed.key, headers=sealed.headers)
+        return decision
 
     def _quarantine(self, record: ConsumedRecord, error: VerificationError, snapshot: Snapshot, now: datetime,
                     batch: _Batch) -> None:
