@@ -15,12 +15,8 @@ from exchange.settings import get_settings
 
 __all__ = ["configure_logging", "get_logger"]
 
-_configured = False
-
-
 def configure_logging(fmt: str | None = None, level: str | None = None) -> None:
     """Set up structlog and the stdlib root logger. Idempotent; later calls may change format and level."""
-    global _configured  # noqa: PLW0603 - logging is process-wide state by nature
     settings = get_settings()
     fmt = fmt or settings.log_format
     level_no = logging.getLevelName((level or settings.log_level).upper())
@@ -43,16 +39,22 @@ def configure_logging(fmt: str | None = None, level: str | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level_no),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=level_no, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    _configured = True
+
+
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    # Resolve sys.stderr when a line is logged, not when logging is configured: it may have been replaced since.
+    return structlog.PrintLogger(sys.stderr)
 
 
 def get_logger(name: str, **bound: Any) -> structlog.stdlib.BoundLogger:
-    """A logger for ``name`` with ``bound`` context; configures logging with defaults on first use."""
-    if not _configured:
-        configure_logging()
-    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name).bind(logger=name, **bound)
+    """A logger for component ``name`` with ``bound`` context.
+
+    A lazy proxy: it resolves on each use, so loggers made at import time follow a later
+    :func:`configure_logging` (which the ``exchange`` command calls; a library user may call it too).
+    """
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(component=name, **bound)
     return logger

@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient
 
 from exchange.kafka.errors import BrokerError, ConsumeError, ProduceError, TransactionError, error_from, translate
 from exchange.kafka.local import LocalBroker
+from exchange.log import get_logger
 from exchange.settings import Settings, get_settings
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
 
 Headers = list[tuple[str, bytes]]
 DeliveryCallback = Callable[["ProduceError | None", str, int, int], None]
+
+_log = get_logger("exchange.kafka")
 
 PRODUCER_DEFAULTS: Mapping[str, Any] = {
     "enable.idempotence": True,
@@ -291,8 +294,11 @@ class Consumer:
                 if err.code() == _CKafkaError._PARTITION_EOF:
                     continue
                 failure = error_from(err, f"consuming {msg.topic()}", ConsumeError)
-                if failure.fatal or not failure.retriable:
+                if failure.fatal:
                     raise failure
+                # librdkafka recovers from the rest by itself (a topic a pattern will match once metadata
+                # arrives, a leader moving): report and go on.
+                _log.warning("consumer error", error=str(failure), code=failure.code)
                 continue
             records.append(_record(msg, self.names))
         return records

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -200,6 +201,13 @@ def test_partition_ending_in_a_transaction_marker_is_read_to_its_end(
     txn.begin()
     txn.produce(topic, message.value, key=message.key, headers=message.headers)
     txn.commit()
+    # Kafka writes the commit markers after commit_transaction returns; until they land, the committed record
+    # lies beyond a read_committed reader's end offset. Wait for that, as any reader must.
+    with Consumer(f"lso-{unique}", bootstrap=bootstrap) as probe:
+        deadline = time.monotonic() + 30
+        while sum(probe.end_offsets([(topic, p) for p in ALL]).values()) < 2:
+            assert time.monotonic() < deadline, "the transaction's commit never became visible"
+            time.sleep(0.05)  # polling the broker's last stable offsets; the condition is checked above
     view = new_view()
     assert view.sync(ALL, timeout=10.0) == 1
     assert _decision(view) == (True, None)
