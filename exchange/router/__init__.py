@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from exchange.router.entries import EntryWriter
 from exchange.router.replay import ReplayWindow
+from exchange.router.runner import RouterThread
 from exchange.router.service import ConsentSource, Router, RouterConfig, RouterStats, Sealer, Snapshot
 from exchange.router.setup import ROUTER_IDENTITY, build_router, load_snapshot
 
@@ -15,6 +16,7 @@ __all__ = [
     "Router",
     "RouterConfig",
     "RouterStats",
+    "RouterThread",
     "Sealer",
     "Snapshot",
     "build_router",
