@@ -33,6 +33,11 @@ unit: install
 integration: install
 	$(BIN)/pytest tests/integration
 
+bench: install
+	$(BIN)/exchange broker up
+	$(BIN)/exchange bench publish
+	$(BIN)/exchange bench router
+
 broker-up: install
 	$(BIN)/exchange broker up
 
