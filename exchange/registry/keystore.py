@@ -17,6 +17,7 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,22 +152,18 @@ class Keystore:
 
     def signer(self, identity_id: str) -> Signer:
         """The signing key of ``identity_id``; :class:`KeystoreError` if missing, too open or not a key."""
-        path = self._file(identity_id, "ed25519.key")
-        try:
-            signer = Signer.from_private_key_string(_read_private(path, identity_id))
-        except KeyFormatError as exc:
-            raise KeystoreError(f"{path} is not a signing key: {exc}") from exc
-        if signer.name != identity_id:
-            raise KeystoreError(f"{path} holds the key of {signer.name!r}, not {identity_id!r}")
-        return signer
+        return self._private(identity_id, "ed25519.key", Signer.from_private_key_string, "a signing key")
 
     def encryption_private_key(self, identity_id: str) -> EncryptionKey:
         """The encryption key of ``identity_id``; :class:`KeystoreError` if missing, too open or not a key."""
-        path = self._file(identity_id, "x25519.key")
+        return self._private(identity_id, "x25519.key", EncryptionKey.from_private_key_string, "an encryption key")
+
+    def _private(self, identity_id: str, suffix: str, parse: Callable[[str], _K], what: str) -> _K:
+        path = self._file(identity_id, suffix)
         try:
-            key = EncryptionKey.from_private_key_string(_read_private(path, identity_id))
+            key = parse(_read_private(path, identity_id))
         except KeyFormatError as exc:
-            raise KeystoreError(f"{path} is not an encryption key: {exc}") from exc
+            raise KeystoreError(f"{path} is not {what}: {exc}") from exc
         if key.name != identity_id:
             raise KeystoreError(f"{path} holds the key of {key.name!r}, not {identity_id!r}")
         return key
@@ -255,6 +252,7 @@ def make_demo_keystore(
 
 
 _I = TypeVar("_I", Agency, Service)
+_K = TypeVar("_K", Signer, EncryptionKey)
 
 
 def _with_keys(identity: _I, entry: PublicEntry, *, encryption: bool) -> _I:
