@@ -42,8 +42,11 @@ _POLL_SLICE = 0.1  # seconds one poll may wait; the loop re-checks positions and
 _RETRY_BACKOFF = 0.1  # seconds between end-offset queries that failed for a retriable reason
 # Leadership moves (and a topic just created) answer with these until metadata settles; librdkafka does not
 # flag them retriable on a watermark query.
+# A partition unknown to a client's metadata right after the topic was made is the same story; a topic that
+# really lacks the partition still fails closed, at the deadline.
 _TRANSIENT = frozenset({"NOT_LEADER_FOR_PARTITION", "NOT_LEADER_OR_FOLLOWER", "LEADER_NOT_AVAILABLE",
-                        "REQUEST_TIMED_OUT", "_TRANSPORT", "_TIMED_OUT"})
+                        "REQUEST_TIMED_OUT", "_TRANSPORT", "_TIMED_OUT", "_UNKNOWN_PARTITION",
+                        "UNKNOWN_TOPIC_OR_PART"})
 _NEW_TOPIC_GRACE = 5.0  # seconds an unknown consent topic is waited for before it counts as missing
 _DEFAULT_GROUP = "exchange-consent-view"  # required by the client; the view never joins it or commits
 

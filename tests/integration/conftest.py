@@ -6,6 +6,7 @@ If ``EXCHANGE_BOOTSTRAP`` is set, the tests use that cluster. Otherwise the sess
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -38,6 +39,12 @@ def unique() -> str:
     return uuid.uuid4().hex[:10]
 
 
+def _has_leaders(admin: AdminClient, topic: str, partitions: int) -> bool:
+    found = admin.list_topics(topic, timeout=10).topics.get(topic)
+    return (found is not None and found.error is None and len(found.partitions) == partitions
+            and all(p.leader >= 0 for p in found.partitions.values()))
+
+
 @pytest.fixture
 def make_topic(bootstrap: str) -> Iterator[Callable[..., str]]:
     """Create throw-away topics: ``make_topic(name, partitions=1)``; deleted after the test."""
@@ -48,6 +55,10 @@ def make_topic(bootstrap: str) -> Iterator[Callable[..., str]]:
         futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
         futures[name].result(timeout=30)
         created.append(name)
+        deadline = time.monotonic() + 30
+        while not _has_leaders(admin, name, partitions):  # creation returns before metadata has settled
+            assert time.monotonic() < deadline, f"topic {name} has no leaders after 30 s"
+            time.sleep(0.05)  # polling cluster metadata; the condition is checked above
         return name
 
     yield make
