@@ -118,6 +118,9 @@ class Router:
         self._bootstrap = bootstrap
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self.reloads = 0
+        self.reload_error: str | None = None
+        """Why the last reload failed (the bundle in force was kept), or None."""
         self._replay = ReplayWindow(config.replay_window)
         self._batch = _Batch()
         self._consumer = Consumer(config.group_id, settings=settings, bootstrap=bootstrap,
@@ -271,9 +274,13 @@ class Router:
         try:
             snapshot = self._load()
         except Exception as exc:  # noqa: BLE001 - any failure to load keeps the bundle in force, and says why
+            self.reload_error = str(exc)
             self._log.error("policy reload failed; keeping the bundle in force", error=str(exc),
                             bundle_id=self.bundle_id)
             return
+        finally:
+            self.reloads += 1
+        self.reload_error = None
         self._snapshot = snapshot
         self._publish_bundle()
 
