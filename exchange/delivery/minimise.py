@@ -12,6 +12,7 @@ per-decision work once per decision (a :class:`Plan`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from operator import itemgetter
 
 from exchange.delivery.disclosure import (
@@ -58,7 +59,10 @@ def _subject_value(event: VerifiedEvent) -> str:
     return value
 
 
-def _parts(event: VerifiedEvent) -> tuple[list[bytes], list[bytes]]:
+def _parts(event: VerifiedEvent) -> tuple[Sequence[bytes], Sequence[bytes]]:
+    """The salts and field encodings of ``event``: those verification used, or derived again if it kept none."""
+    if len(event.parts) == len(event.schema.field_names) and len(event.salts) == len(event.parts) + 1:
+        return event.salts, event.parts
     try:
         _, parts = event.schema.encode_parts(event.record)
     except SchemaError as exc:  # a VerifiedEvent's record encodes; this guards against a hand-made one

@@ -24,10 +24,8 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 
-from exchange.crypto.errors import CryptoError, InvalidSignatureError, UnverifiedNoteError
+from exchange.crypto.errors import CryptoError, UnverifiedNoteError
 from exchange.crypto.keys import EncryptionKey
-from exchange.crypto.merkle import leaf_hash, root_from_inclusion_proof
-from exchange.crypto.note import open_note
 from exchange.delivery import errors as e
 from exchange.delivery.datakeys import ROUTER_IDENTITY, OpenedDataKey, open_data_key
 from exchange.delivery.disclosure import Disclosed, Disclosure, Withheld, decode_disclosure
@@ -54,11 +52,11 @@ from exchange.envelope.attributes import (
     dataschema_uri,
     parse_time,
 )
-from exchange.envelope.batch import BatchNote, decode_proof, parse_batch_text
+from exchange.envelope.batchnotes import BatchNoteVerifier
 from exchange.envelope.commitments import event_digest
-from exchange.envelope.errors import VerificationError
+from exchange.envelope.errors import BadSignatureError, CommitmentMismatchError, VerificationError
 from exchange.registry import Registry
-from exchange.registry.errors import KeyRejectedError, NotAuthoritativeError, RegistryError
+from exchange.registry.errors import KeyRejectedError, NotAuthoritativeError
 from exchange.schemas import Catalogue, RecordSchema
 from exchange.schemas.errors import SchemaError
 
@@ -144,7 +142,7 @@ class DeliveryOpener:
         self._keys = keys
         self._cache_size = cache_size
         self._data_keys: OrderedDict[bytes, OpenedDataKey] = OrderedDict()
-        self._notes: OrderedDict[str, tuple[BatchNote, str]] = OrderedDict()
+        self._batches = BatchNoteVerifier(registry, cache_size=cache_size)
 
     def open(self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]], topic: str, *,
              timestamp_ms: int = 0) -> ReceivedDelivery:
@@ -234,49 +232,41 @@ class DeliveryOpener:
         except NotAuthoritativeError as exc:
             raise e.PublisherNotAuthoritativeError(str(exc)) from exc
         digest = event_digest(a, d.commitments(schema.field_names))
-        batch, key_id = self._open_batch(d.note, a.source, moment)
         try:
-            index, size, hashes = decode_proof(d.proof)
-            if size != batch.size:
-                raise e.PublisherSignatureError(f"the proof is for a batch of {size}, the note signs {batch.size}")
-            computed = root_from_inclusion_proof(leaf_hash(digest), index, size, hashes)
-        except (VerificationError, CryptoError) as exc:
-            raise e.PublisherSignatureError(f"the inclusion proof is invalid: {exc}") from exc
-        if computed != batch.root:
+            signed = self._batches.open(d.note, a.source, moment)
+        except VerificationError as exc:
+            raise _note_error(exc, a.source) from exc
+        try:
+            self._batches.check_inclusion(digest, d.proof, signed)
+        except CommitmentMismatchError as exc:
             raise e.PublisherSignatureError(f"event {a.id} is not what {a.source} signed: a disclosed value, a "
-                                            f"commitment, the key or an attribute differs")
+                                            f"commitment, the key or an attribute differs") from exc
+        except VerificationError as exc:
+            detail = exc if isinstance(exc.__cause__, CryptoError) else f"the inclusion proof is invalid: {exc}"
+            raise e.PublisherSignatureError(str(detail)) from exc
         try:
-            self.registry.verifier(a.source, key_id, moment)
-        except RegistryError as exc:
+            self._batches.check_key(a.source, signed.key_id, moment)
+        except VerificationError as exc:
             raise e.PublisherKeyError(str(exc)) from exc
-        return moment, key_id
-
-    def _open_batch(self, note: str, source: str, moment: datetime) -> tuple[BatchNote, str]:
-        cached = self._notes.get(note)
-        if cached is not None:
-            self._notes.move_to_end(note)
-            return cached
-        try:
-            opened = open_note(note, self.registry.note_verifiers(moment, identities=[source]))
-            batch = parse_batch_text(opened.text)
-        except InvalidSignatureError as exc:
-            raise e.PublisherSignatureError(f"the batch note's signature by {source} does not verify") from exc
-        except UnverifiedNoteError as exc:
-            rejected = any(isinstance(m.__cause__, KeyRejectedError) for m in exc.ignored)
-            cls = e.PublisherKeyError if rejected else e.PublisherSignatureError
-            raise cls(f"the batch note has no valid signature by {source}: {exc}") from exc
-        except (CryptoError, VerificationError) as exc:
-            raise e.PublisherSignatureError(f"the batch note cannot be opened: {exc}") from exc
-        if batch.source != source:
-            raise e.PublisherSignatureError(f"the batch note is for {batch.source!r}, the event's source is {source!r}")
-        entry = (batch, opened.signatures[0].key_id)
-        self._notes[note] = entry
-        if len(self._notes) > self._cache_size:
-            self._notes.popitem(last=False)
-        return entry
+        return moment, signed.key_id
 
     def __repr__(self) -> str:
         return f"DeliveryOpener(recipient={self.recipient!r}, key_ids={[k.key_id for k in self._keys]!r})"
+
+
+def _note_error(exc: VerificationError, source: str) -> e.OpenError:
+    """What a batch note the envelope's checks refused means to a recipient."""
+    cause = exc.__cause__
+    if isinstance(exc, BadSignatureError):  # a signature that does not verify, or a note for another source
+        return e.PublisherSignatureError(str(exc))
+    if isinstance(cause, UnverifiedNoteError):
+        # A key of the source that the registry refuses (unknown, not yet valid, expired, revoked) is a key
+        # problem; signatures by nobody the registry knows for the source are a signature problem.
+        rejected = any(isinstance(miss.__cause__, KeyRejectedError) for miss in cause.ignored)
+        cls = e.PublisherKeyError if rejected else e.PublisherSignatureError
+        return cls(f"the batch note has no valid signature by {source}: {cause}")
+    detail = cause if isinstance(cause, CryptoError) else exc
+    return e.PublisherSignatureError(f"the batch note cannot be opened: {detail}")
 
 
 def _headers(raw: Sequence[tuple[str, bytes]]) -> dict[str, bytes]:

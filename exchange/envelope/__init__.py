@@ -7,6 +7,7 @@ Publishers :func:`prepare` events and :func:`seal_events` them in batches; the r
 from __future__ import annotations
 
 from exchange.envelope.attributes import EventAttributes, dataschema_uri, format_time, parse_time, uuid7
+from exchange.envelope.batchnotes import BatchNoteVerifier, SignedBatch
 from exchange.envelope.build import Envelope, PreparedEvent, ingress_topic, prepare, seal_events
 from exchange.envelope.errors import (
     BadDatumError,
@@ -34,6 +35,7 @@ __all__ = [
     "BadDatumError",
     "BadProofError",
     "BadSignatureError",
+    "BatchNoteVerifier",
     "CommitmentMismatchError",
     "Envelope",
     "EnvelopeVerifier",
@@ -49,6 +51,7 @@ __all__ = [
     "ReceivedRecord",
     "ReplayedEventError",
     "SchemaMismatchError",
+    "SignedBatch",
     "TimeSkewError",
     "UnknownKeyError",
     "UnknownSchemaError",

@@ -15,7 +15,7 @@ from typing import Any
 from exchange.envelope import VerificationError, VerifiedEvent, uuid7
 from exchange.envelope.attributes import H_ID, H_SOURCE, H_TYPE
 from exchange.policy import Decision
-from exchange.schemas import Catalogue, RecordSchema
+from exchange.schemas import Catalogue, RecordSchema, SchemaError
 
 __all__ = ["EntryWriter"]
 
@@ -24,8 +24,26 @@ QUARANTINE_TYPE = "exchange.quarantine"
 _UUID = re.compile(rb"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+# The exchange.decision layout the fast path relies on: an entry's own fields, then the event's, then the
+# decision's. A revision that changes it makes EntryWriter encode whole records instead.
+_ENTRY_FIELDS = ("decision_id", "decided_at", "router_id")
+_EVENT_FIELDS = ("event_id", "event_type", "event_source", "ingress_topic", "ingress_partition", "ingress_offset",
+                 "event_digest", "subject_ref")
+_DECISION_FIELDS = ("recipient", "agreement_id", "agreement_version", "bundle_id", "purpose", "legal_basis",
+                    "consent_ref", "outcome", "reason_codes", "fields_released")
+_CACHE_LIMIT = 4096
+
+
 class EntryWriter:
-    """Encodes access-log entries and quarantine records for one router."""
+    """Encodes access-log entries and quarantine records for one router.
+
+    An ``exchange.decision`` record is the concatenation of its fields' encodings, so a decision's entry is
+    joined from pieces encoded as rarely as they change: the decision's own fields once per distinct
+    :class:`~exchange.policy.Decision` (the engine hands out shared objects), the event's once per event (its
+    type, source and topic once per stream), the time once per batch and only the decision id per entry. The
+    bytes are those of encoding the whole record; a value that does not encode is reported exactly as a
+    whole-record encoding reports it.
+    """
 
     def __init__(self, router_id: str, catalogue: Catalogue, known_sources: frozenset[str],
                  known_types: frozenset[str]) -> None:
@@ -34,12 +52,91 @@ class EntryWriter:
         self._quarantine: RecordSchema = catalogue.current(QUARANTINE_TYPE)
         self._sources = known_sources
         self._types = known_types
+        self._joined = self._decision.field_names == _ENTRY_FIELDS + _EVENT_FIELDS + _DECISION_FIELDS
+        self._header = self._decision.header
+        self._router_bytes: bytes | None = None
+        self._now: datetime | None = None
+        self._now_ms = 0
+        self._now_bytes = b""
+        self._event: tuple[VerifiedEvent, tuple[str, int, int]] | None = None
+        self._event_bytes = b""
+        self._streams: dict[tuple[str, str, str], bytes] = {}
+        # Keyed by id() with the decision held, so the id stays its own; consent-based decisions are new objects
+        # per event and share their tail by content (the version's type too: True == 1, but only 1 encodes).
+        self._tails: dict[int, tuple[Decision, bytes]] = {}
+        self._shared: dict[tuple[Decision, type[object]], bytes] = {}
 
     def decision(self, event: VerifiedEvent, decision: Decision, *, topic: str, partition: int, offset: int,
                  now: datetime) -> bytes:
         """The access-log entry of one decision about a verified event."""
+        place = (topic, partition, offset)
+        if self._joined:
+            try:
+                return self._joined_entry(event, decision, place, now)
+            except SchemaError:
+                pass  # encode the whole record below: it reports the bad field as it always has
+        return self._decision.encode(self._record(event, decision, place, now))
+
+    def _joined_entry(self, event: VerifiedEvent, decision: Decision, place: tuple[str, int, int],
+                      now: datetime) -> bytes:
+        field = self._decision.encode_field
+        if self._router_bytes is None:
+            self._router_bytes = field("router_id", self.router_id)
+        if now != self._now:
+            self._now_bytes = field("decided_at", now)
+            self._now_ms, self._now = int(now.timestamp() * 1000), now
+        if self._event is None or self._event[0] is not event or self._event[1] != place:
+            topic, partition, offset = place
+            a = event.attributes
+            self._event_bytes = b"".join((
+                field("event_id", a.id), self._stream(a.type, a.source, topic), field("ingress_partition", partition),
+                field("ingress_offset", offset), field("event_digest", event.digest),
+                field("subject_ref", event.key)))
+            self._event = (event, place)
+        cached = self._tails.get(id(decision))
+        tail = cached[1] if cached is not None and cached[0] is decision else self._tail(decision)
+        return b"".join((self._header, field("decision_id", uuid7(self._now_ms)), self._now_bytes,
+                         self._router_bytes, self._event_bytes, tail))
+
+    def _stream(self, record_type: str, source: str, topic: str) -> bytes:
+        """The event type, source and ingress topic: the same for every event of one stream."""
+        key = (record_type, source, topic)
+        encoded = self._streams.get(key)
+        if encoded is None:
+            field = self._decision.encode_field
+            encoded = b"".join((field("event_type", record_type), field("event_source", source),
+                                field("ingress_topic", topic)))
+            if len(self._streams) >= _CACHE_LIMIT:
+                self._streams.clear()
+            self._streams[key] = encoded
+        return encoded
+
+    def _tail(self, decision: Decision) -> bytes:
+        content = (decision, type(decision.agreement_version))
+        try:
+            tail = self._shared.get(content)
+        except TypeError:  # an unhashable value where the engine puts tuples: encode it, remember nothing
+            return self._encode_tail(decision)
+        if tail is None:
+            tail = self._encode_tail(decision)
+            if len(self._shared) >= _CACHE_LIMIT:
+                self._shared.clear()
+            self._shared[content] = tail
+        if len(self._tails) >= _CACHE_LIMIT:
+            self._tails.clear()
+        self._tails[id(decision)] = (decision, tail)
+        return tail
+
+    def _encode_tail(self, decision: Decision) -> bytes:
+        field = self._decision.encode_field
+        values = _decision_values(decision)
+        return b"".join(field(name, values[name]) for name in _DECISION_FIELDS)
+
+    def _record(self, event: VerifiedEvent, decision: Decision, place: tuple[str, int, int],
+                now: datetime) -> dict[str, Any]:
         attributes = event.attributes
-        return self._decision.encode({
+        topic, partition, offset = place
+        return {
             "decision_id": uuid7(int(now.timestamp() * 1000)),
             "decided_at": now,
             "router_id": self.router_id,
@@ -51,17 +148,8 @@ class EntryWriter:
             "ingress_offset": offset,
             "event_digest": event.digest,
             "subject_ref": event.key,
-            "recipient": decision.recipient,
-            "agreement_id": decision.agreement_id,
-            "agreement_version": decision.agreement_version,
-            "bundle_id": decision.bundle_id,
-            "purpose": decision.purpose,
-            "legal_basis": decision.legal_basis,
-            "consent_ref": str(decision.consent_ref) if decision.consent_ref is not None else None,
-            "outcome": decision.outcome,
-            "reason_codes": list(decision.reasons),
-            "fields_released": list(decision.fields) if decision.permitted else [],
-        })
+            **_decision_values(decision),
+        }
 
     def reject(self, headers: Sequence[tuple[str, bytes]], error: VerificationError, *, bundle_id: str, topic: str,
                partition: int, offset: int, now: datetime) -> bytes:
@@ -113,3 +201,19 @@ class EntryWriter:
             "original_value": value,
         }
         return self._quarantine.encode(record)
+
+
+def _decision_values(decision: Decision) -> dict[str, Any]:
+    """The decision's fields of an access-log entry."""
+    return {
+        "recipient": decision.recipient,
+        "agreement_id": decision.agreement_id,
+        "agreement_version": decision.agreement_version,
+        "bundle_id": decision.bundle_id,
+        "purpose": decision.purpose,
+        "legal_basis": decision.legal_basis,
+        "consent_ref": str(decision.consent_ref) if decision.consent_ref is not None else None,
+        "outcome": decision.outcome,
+        "reason_codes": list(decision.reasons),
+        "fields_released": list(decision.fields) if decision.permitted else [],
+    }

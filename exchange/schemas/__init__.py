@@ -45,6 +45,7 @@ from exchange.schemas._model import (
     Problem,
     RecordSchema,
 )
+from exchange.schemas._strict import StrictReader
 from exchange.schemas.catalogue import Catalogue, chain_problems, check_tree
 from exchange.schemas.errors import (
     CompatibilityError,
@@ -71,6 +72,7 @@ __all__ = [
     "RecordValidationError",
     "SchemaError",
     "SchemaFileError",
+    "StrictReader",
     "UnknownFieldError",
     "UnknownSchemaError",
     "avro_names",

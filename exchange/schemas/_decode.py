@@ -65,13 +65,6 @@ def _r_boolean(buf: bytes, pos: int) -> tuple[Any, int]:
     return b == 1, pos + 1
 
 
-def _r_int(buf: bytes, pos: int) -> tuple[Any, int]:
-    value, pos = read_long(buf, pos)
-    if not _INT_MIN <= value <= _INT_MAX:
-        raise BadValueError("int out of 32-bit range")
-    return value, pos
-
-
 def _r_float(buf: bytes, pos: int) -> tuple[Any, int]:
     return _unpack_float(buf, pos)[0], pos + 4
 
@@ -80,53 +73,60 @@ def _r_double(buf: bytes, pos: int) -> tuple[Any, int]:
     return _unpack_double(buf, pos)[0], pos + 8
 
 
-def _r_bytes(buf: bytes, pos: int) -> tuple[Any, int]:
-    b = buf[pos]
-    if b < 0x80:
-        n, pos = (b >> 1) ^ -(b & 1), pos + 1
-    else:
-        n, pos = read_long(buf, pos)
-    end = pos + n
-    if n < 0 or end > len(buf):
-        raise BadValueError("length runs past the end of the data")
-    return buf[pos:end], end
+def varint_readers(read_varint: Callable[[bytes, int], tuple[int, int]]) -> dict[str, Reader]:
+    """Readers of the types whose encoding is or starts with a varint (int, long, bytes, string, date,
+    timestamp-micros), reading it with ``read_varint``: :func:`read_long`, or a stricter one."""
 
+    def r_int(buf: bytes, pos: int) -> tuple[Any, int]:
+        value, pos = read_varint(buf, pos)
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise BadValueError("int out of 32-bit range")
+        return value, pos
 
-def _r_string(buf: bytes, pos: int) -> tuple[Any, int]:
-    # _r_bytes inlined: strings are the most common field type.
-    b = buf[pos]
-    if b < 0x80:
-        n, pos = (b >> 1) ^ -(b & 1), pos + 1
-    else:
-        n, pos = read_long(buf, pos)
-    end = pos + n
-    if n < 0 or end > len(buf):
-        raise BadValueError("length runs past the end of the data")
-    return buf[pos:end].decode(), end
+    def r_bytes(buf: bytes, pos: int) -> tuple[Any, int]:
+        b = buf[pos]
+        if b < 0x80:
+            n, pos = (b >> 1) ^ -(b & 1), pos + 1
+        else:
+            n, pos = read_varint(buf, pos)
+        end = pos + n
+        if n < 0 or end > len(buf):
+            raise BadValueError("length runs past the end of the data")
+        return buf[pos:end], end
 
+    def r_string(buf: bytes, pos: int) -> tuple[Any, int]:
+        # r_bytes inlined: strings are the most common field type.
+        b = buf[pos]
+        if b < 0x80:
+            n, pos = (b >> 1) ^ -(b & 1), pos + 1
+        else:
+            n, pos = read_varint(buf, pos)
+        end = pos + n
+        if n < 0 or end > len(buf):
+            raise BadValueError("length runs past the end of the data")
+        return buf[pos:end].decode(), end
 
-def _r_date(buf: bytes, pos: int) -> tuple[Any, int]:
-    days, pos = _r_int(buf, pos)
-    return _from_ordinal(days + EPOCH_ORDINAL), pos
+    def r_date(buf: bytes, pos: int) -> tuple[Any, int]:
+        days, pos = r_int(buf, pos)
+        return _from_ordinal(days + EPOCH_ORDINAL), pos
 
+    def r_timestamp_micros(buf: bytes, pos: int) -> tuple[Any, int]:
+        micros, pos = read_varint(buf, pos)
+        return EPOCH + _MICROSECOND * micros, pos
 
-def _r_timestamp_micros(buf: bytes, pos: int) -> tuple[Any, int]:
-    micros, pos = read_long(buf, pos)
-    return EPOCH + _MICROSECOND * micros, pos
+    return {"int": r_int, "long": read_varint, "bytes": r_bytes, "string": r_string, "date": r_date,
+            "timestamp-micros": r_timestamp_micros}
 
 
 _PRIMITIVE_READERS: dict[str, Reader] = {
     "null": _r_null,
     "boolean": _r_boolean,
-    "int": _r_int,
-    "long": read_long,
     "float": _r_float,
     "double": _r_double,
-    "bytes": _r_bytes,
-    "string": _r_string,
-    "date": _r_date,
-    "timestamp-micros": _r_timestamp_micros,
+    **varint_readers(read_long),
 }
+_r_bytes = _PRIMITIVE_READERS["bytes"]
+_r_string = _PRIMITIVE_READERS["string"]
 
 
 def _as_float(inner: Reader) -> Reader:

@@ -8,6 +8,8 @@ from datetime import timedelta
 
 import pytest
 
+from exchange.crypto.keys import Signer
+from exchange.crypto.note import sign_note
 from exchange.delivery import (
     BadDataKeyError,
     BadDisclosureError,
@@ -253,3 +255,50 @@ def test_malformed_disclosures_are_refused(events: list[VerifiedEvent]) -> None:
             decode_disclosure(bad)
     with pytest.raises(BadDisclosureError):  # flagged pseudonymised but carries no pseudonym
         decode_disclosure(good[:1] + b"\x01" + good[2:])
+
+
+def _note_text(note: str) -> str:
+    return note.rpartition("\n\n")[0] + "\n"
+
+
+@pytest.mark.parametrize(("signer", "error"), [
+    ("an unregistered key of the publisher", PublisherKeyError),
+    ("another agency's registered key", PublisherSignatureError),
+    ("nobody: the note is garbage", PublisherSignatureError),
+])
+def test_batch_note_signers_are_checked(events: list[VerifiedEvent], keys: Keys, registry: Registry,
+                                        sealer: DeliverySealer, opener: Open, signer: str,
+                                        error: type[OpenError]) -> None:
+    """A batch note not signed by a registered key of the source is refused: a key error when the source's key
+    is one the registry refuses, a signature error when no signature is the source's or the note is broken."""
+    decision = permit("municipal-services", TYPE, FIELDS)
+    d = sealer.seal(events[0], decision)
+    disclosure = minimise(events[0], decision, PSEUDO)
+    text = _note_text(disclosure.note)
+    note = {
+        "an unregistered key of the publisher": sign_note(text, [Signer.generate("population-registry")]),
+        "another agency's registered key": sign_note(text, [keys.signers["tax-board"]]),
+        "nobody: the note is garbage": text + "\n— population-registry AAAA\n",
+    }[signer]
+    forged = dataclasses.replace(disclosure, note=note).encode()
+    with pytest.raises(error) as raised:
+        _open(opener("municipal-services"), _reseal(d, keys, registry, forged))
+    assert type(raised.value) is error
+
+
+def test_inclusion_proofs_are_checked(catalogue: Catalogue, keys: Keys, registry: Registry,
+                                      sealer: DeliverySealer, opener: Open) -> None:
+    """A proof for another leaf, a truncated proof or one for another batch size fails the publisher's
+    signature, also for an event whose sibling in the batch was opened first."""
+    events = signed_events(catalogue, keys, registry, TYPE, n=4)
+    decision = permit("municipal-services", TYPE, FIELDS)
+    mine = opener("municipal-services")
+    for event in events[:2]:  # the second's proof is now vouched for by the first's
+        assert _open(mine, sealer.seal(event, decision)) is not None
+    for event, proof in ((events[3], events[2].proof), (events[3], events[3].proof[:-32]),
+                         (events[3], events[3].proof[:4] + b"\x00\x00\x00\x05" + events[3].proof[8:]),
+                         (events[1], events[0].proof)):
+        disclosure = minimise(event, decision, PSEUDO)
+        forged = dataclasses.replace(disclosure, proof=proof).encode()
+        with pytest.raises(PublisherSignatureError):
+            _open(mine, _reseal(sealer.seal(event, decision), keys, registry, forged))

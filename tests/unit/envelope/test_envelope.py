@@ -25,11 +25,14 @@ from exchange.envelope import (
     UnknownSchemaError,
     UnknownSourceError,
     VerificationError,
+    VerifiedEvent,
     prepare,
     seal_events,
     verify,
 )
 from exchange.envelope.build import Envelope
+from exchange.envelope.commitments import commitments, derive_salts
+from exchange.registry import Registry
 from exchange.schemas import Catalogue
 from exchange.schemas.samples import sample_record
 from tests.unit.envelope.conftest import T0, RegistryFactory
@@ -231,3 +234,96 @@ def test_time_skew_against_the_broker(catalogue: Catalogue, signers: dict[str, S
     late = int((T0 + timedelta(hours=2)).timestamp() * 1000)
     with pytest.raises(TimeSkewError):
         verify(Rec(env.key, env.value, list(env.headers), late), make_registry(), catalogue)
+
+
+# -- what the verifier remembers never changes a verdict ------------------------------------------------------
+
+Outcome = tuple[str, str] | VerifiedEvent
+
+
+def _outcome(verifier: EnvelopeVerifier, record: Rec) -> Outcome:
+    try:
+        return verifier.verify(record)
+    except VerificationError as exc:
+        return type(exc).__name__, str(exc)
+
+
+def _variants(env: Envelope) -> list[Rec]:
+    """The record with each byte of its key, value and header values changed (three ways), and headers added."""
+    base = _rec(env)
+    out = []
+    for change in (lambda b: b ^ 0x01, lambda b: b ^ 0x80, lambda b: 0):
+        for i in range(len(env.key)):
+            key = bytearray(env.key)
+            key[i] = change(key[i])
+            out.append(Rec(bytes(key), env.value, list(env.headers), base.timestamp_ms))
+        for i in range(len(env.value)):
+            value = bytearray(env.value)
+            value[i] = change(value[i])
+            out.append(Rec(env.key, bytes(value), list(env.headers), base.timestamp_ms))
+        for h, (name, raw) in enumerate(env.headers):
+            for i in range(0, len(raw), 3 if name == "ce_exbatch" else 1):
+                flipped = bytearray(raw)
+                flipped[i] = change(flipped[i])
+                headers = list(env.headers)
+                headers[h] = (name, bytes(flipped))
+                out.append(Rec(env.key, env.value, headers, base.timestamp_ms))
+    out.append(Rec(env.key, env.value[:-1], list(env.headers), base.timestamp_ms))
+    out.append(Rec(env.key, env.value + b"\x00", list(env.headers), base.timestamp_ms))
+    out.append(Rec(env.key, env.value[:9], list(env.headers), base.timestamp_ms))
+    out.append(Rec(env.key, env.value, [*env.headers, ("traceparent", b"00-1-2-01")], base.timestamp_ms))
+    out.append(Rec(env.key, env.value, [*env.headers, ("traceparent", b"a"), ("traceparent", b"b")],
+                   base.timestamp_ms))
+    out.append(Rec(env.key, env.value, list(env.headers), base.timestamp_ms + 16 * 60 * 1000))
+    return out
+
+
+def test_a_warm_verifier_judges_as_a_fresh_one(catalogue: Catalogue, signers: dict[str, Signer],
+                                               make_registry: RegistryFactory) -> None:
+    """After verifying a batch, every altered copy of one of its records gets the same verdict and message as
+    from a verifier that never saw anything."""
+    registry = make_registry()
+    envs = _records(catalogue, signers["population-registry"], n=4)
+    warm = EnvelopeVerifier(registry, catalogue)
+    for env in envs[:3]:
+        warm.verify(_rec(env))
+    refused = 0
+    for env in (envs[1], envs[3]):  # one verified before, one whose sibling was
+        for record in _variants(env):
+            fresh = _outcome(EnvelopeVerifier(registry, catalogue), record)
+            assert _outcome(warm, record) == fresh
+            refused += not isinstance(fresh, VerifiedEvent)
+    assert refused > 1000
+
+
+def test_skew_is_measured_exactly(catalogue: Catalogue, signers: dict[str, Signer],
+                                  make_registry: RegistryFactory) -> None:
+    """A broker timestamp exactly the allowed skew away is accepted, one millisecond more is refused."""
+    (env,) = _records(catalogue, signers["population-registry"], n=1)
+    allowed = timedelta(minutes=15)
+    verifier = EnvelopeVerifier(make_registry(), catalogue, max_skew=allowed)
+    at = int(T0.timestamp() * 1000)
+    limit = int(allowed.total_seconds() * 1000)
+    for offset in (limit, -limit):
+        verifier.verify(Rec(env.key, env.value, list(env.headers), at + offset))
+    for offset in (limit + 1, -limit - 1):
+        with pytest.raises(TimeSkewError):
+            verifier.verify(Rec(env.key, env.value, list(env.headers), at + offset))
+    odd = EnvelopeVerifier(make_registry(), catalogue, max_skew=timedelta(milliseconds=1500, microseconds=1))
+    odd.verify(Rec(env.key, env.value, list(env.headers), at + 1500))
+    with pytest.raises(TimeSkewError):
+        odd.verify(Rec(env.key, env.value, list(env.headers), at + 1501))
+
+
+def test_verified_events_carry_their_salts_and_field_bytes(catalogue: Catalogue, signers: dict[str, Signer],
+                                                           make_registry: RegistryFactory) -> None:
+    """An event's salts and field encodings are those its commitments were made from."""
+    registry: Registry = make_registry()
+    verifier = EnvelopeVerifier(registry, catalogue)
+    for env in _records(catalogue, signers["population-registry"], n=3):
+        event = verifier.verify(_rec(env))
+        names = event.schema.field_names
+        assert list(event.salts) == derive_salts(event.seed, len(names) + 1)
+        assert list(event.parts) == event.schema.encode_parts(event.record)[1]
+        assert b"".join(event.parts) == env.value[10:]
+        assert event.commitments == commitments(event.seed, event.key, names, event.parts)
