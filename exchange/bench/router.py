@@ -38,12 +38,13 @@ from exchange.publisher import Publisher
 from exchange.router import RouterConfig, build_router
 from exchange.schemas.samples import sample_record
 from exchange.settings import Settings, get_settings
-from exchange.topics import discover_inputs, expand, load_spec
+from exchange.topics import TopicSpec, discover_inputs, expand, load_spec
 
 __all__ = ["RouterFigures", "bench_router"]
 
 TYPES = {"population.person-registered": "population-registry", "tax.income-assessed": "tax-board"}
 AUDIT = "audit.decisions"
+RAW_OUT = "bench.raw-output"  # the baseline's own output: the access log must hold only the routers' entries
 BATCH = 500
 
 
@@ -95,7 +96,8 @@ def _settings(world: BenchWorld) -> Settings:
 def _apply_topics(settings: Settings) -> None:
     inputs = discover_inputs(settings.schemas, settings.registry, settings.policies)
     specs = expand(load_spec(deploy_dir().parent / "topics.yaml"), inputs, brokers=1)
-    apply_topics(make_admin(settings), specs, prefix=settings.topic_prefix)
+    raw_out = TopicSpec(RAW_OUT, 6, 1, {"retention.ms": "3600000"})
+    apply_topics(make_admin(settings), [*specs, raw_out], prefix=settings.topic_prefix)
 
 
 def _publisher(world: BenchWorld, settings: Settings, agency: str, producer: Producer) -> Publisher:
@@ -132,7 +134,7 @@ def _raw_pass_through(settings: Settings, events: int, outputs_per_event: int) -
             offsets: dict[tuple[str, int], int] = {}
             for record in records:
                 for _ in range(outputs_per_event):
-                    producer.produce(AUDIT, record.value, record.key, headers=record.headers)
+                    producer.produce(RAW_OUT, record.value, record.key, headers=record.headers)
                 offsets[(record.topic, record.partition)] = record.offset + 1
             producer.send_offsets(consumer, offsets)
             producer.commit()
@@ -162,7 +164,9 @@ def _route(world: BenchWorld, settings: Settings, events: int, routers: int,
         counter = _Counter(settings)
 
         def progress() -> tuple[int, float]:
-            return int(counter.poll() / decisions_per_event), time.perf_counter()
+            routed = int(counter.poll() / decisions_per_event)
+            # Seconds on the routers' own clock: the entries' timestamps, first entry to last.
+            return routed, (counter.last_ms - counter.first_ms) / 1000
 
         def stop() -> None:
             for proc in procs:
@@ -171,11 +175,12 @@ def _route(world: BenchWorld, settings: Settings, events: int, routers: int,
                 proc.wait(timeout=60)
             counter.close()
 
+    in_process = routers == 1  # else progress() already measures from the first entry
     first = 0.0
     deadline = time.monotonic() + 600
     while True:
         done, now = progress()
-        if done and not first:
+        if done and not first and in_process:
             first = now
         if done >= events:
             break
@@ -196,14 +201,20 @@ def _router_process(settings: Settings, router_id: str, group: str) -> subproces
 
 
 class _Counter:
-    """Counts committed access-log entries (multi-process runs): routers commit a batch's entries atomically."""
+    """Counts committed access-log entries (multi-process runs) and remembers the first and last entry's
+    timestamp, set when a router produced it: the routing interval does not depend on when this reader joined."""
 
     def __init__(self, settings: Settings) -> None:
         self._consumer = Consumer(f"bench-count-{uuid.uuid4().hex[:6]}", [AUDIT], settings=settings)
         self._entries = 0
+        self.first_ms = 0
+        self.last_ms = 0
 
     def poll(self) -> int:
-        self._entries += len(self._consumer.poll_batch(5000, timeout=0.05))
+        for record in self._consumer.poll_batch(5000, timeout=0.05):
+            self._entries += 1
+            self.first_ms = min(self.first_ms or record.timestamp_ms, record.timestamp_ms)
+            self.last_ms = max(self.last_ms, record.timestamp_ms)
         return self._entries
 
     def close(self) -> None:
