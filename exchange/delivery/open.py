@@ -50,6 +50,7 @@ from exchange.envelope.attributes import (
     SPECVERSION,
     EventAttributes,
     dataschema_uri,
+    parse_headers,
     parse_time,
 )
 from exchange.envelope.batchnotes import BatchNoteVerifier
@@ -270,17 +271,7 @@ def _note_error(exc: VerificationError, source: str) -> e.OpenError:
 
 
 def _headers(raw: Sequence[tuple[str, bytes]]) -> dict[str, bytes]:
-    found: dict[str, bytes] = {}
-    for name, value in raw:
-        if name not in _KNOWN:
-            raise e.MalformedDeliveryError(f"unexpected header {name!r}")
-        if name in found:
-            raise e.MalformedDeliveryError(f"header {name!r} appears twice")
-        found[name] = value
-    missing = [n for n in DELIVERY_HEADERS if n not in found]
-    if missing:
-        raise e.MalformedDeliveryError(f"missing header(s): {', '.join(missing)}")
-    return found
+    return parse_headers(raw, DELIVERY_HEADERS, _KNOWN, e.MalformedDeliveryError)
 
 
 def _check_headers(d: Disclosure, h: dict[str, bytes]) -> None:

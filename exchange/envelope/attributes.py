@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -29,6 +30,7 @@ __all__ = [
     "EventAttributes",
     "dataschema_uri",
     "format_time",
+    "parse_headers",
     "parse_time",
     "uuid7",
 ]
@@ -61,6 +63,23 @@ class EventAttributes:
     def signing_bytes(self) -> bytes:
         """The attributes as the event digest covers them: one per line, in a fixed order."""
         return f"{self.id}\n{self.source}\n{self.type}\n{self.time}\n{self.dataschema}\n".encode()
+
+
+def parse_headers(raw: Sequence[tuple[str, bytes]], required: Sequence[str], known: Collection[str],
+                  error: type[Exception]) -> dict[str, bytes]:
+    """The headers as a dict, each named at most once, all of ``required`` present and none outside ``known``;
+    ``error`` (with a message naming the header) otherwise."""
+    found: dict[str, bytes] = {}
+    for name, value in raw:
+        if name not in known:
+            raise error(f"unexpected header {name!r}")
+        if name in found:
+            raise error(f"header {name!r} appears twice")
+        found[name] = value
+    missing = [n for n in required if n not in found]
+    if missing:
+        raise error(f"missing header(s): {', '.join(missing)}")
+    return found
 
 
 def dataschema_uri(record_type: str, revision: int, fingerprint: bytes) -> str:

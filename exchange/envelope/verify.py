@@ -30,6 +30,7 @@ from exchange.envelope.attributes import (
     SPECVERSION,
     EventAttributes,
     dataschema_uri,
+    parse_headers,
     parse_time,
 )
 from exchange.envelope.batchnotes import BatchNoteVerifier
@@ -245,26 +246,12 @@ def _headers(raw: Sequence[tuple[str, bytes]]) -> dict[str, bytes]:
     try:
         found = dict(raw)
     except (TypeError, ValueError):
-        return _headers_one_by_one(raw)
+        return parse_headers(raw, _REQUIRED, _KNOWN, e.MalformedEnvelopeError)
     # One C-level pass for a well-formed record; one by one for the exact complaint about any other.
     keys = found.keys()
     if len(found) == len(raw) and (keys == _REQUIRED_SET or (keys <= _KNOWN and keys >= _REQUIRED_SET)):
         return found
-    return _headers_one_by_one(raw)
-
-
-def _headers_one_by_one(raw: Sequence[tuple[str, bytes]]) -> dict[str, bytes]:
-    found: dict[str, bytes] = {}
-    for name, value in raw:
-        if name not in _KNOWN:
-            raise e.MalformedEnvelopeError(f"unexpected header {name!r}")
-        if name in found:
-            raise e.MalformedEnvelopeError(f"header {name!r} appears twice")
-        found[name] = value
-    missing = [n for n in _REQUIRED if n not in found]
-    if missing:
-        raise e.MalformedEnvelopeError(f"missing header(s): {', '.join(missing)}")
-    return found
+    return parse_headers(raw, _REQUIRED, _KNOWN, e.MalformedEnvelopeError)
 
 
 def _text(raw: bytes, name: str) -> str:
