@@ -50,6 +50,7 @@ class ConsentSource(ConsentView, Protocol):
 
     def sync(self, partitions: Iterable[int], timeout: float = 30.0) -> object: ...
     def release(self, partitions: Iterable[int]) -> None: ...
+    def close(self) -> None: ...
 
 
 class Sealed(Protocol):
@@ -170,6 +171,8 @@ class Router:
                     break
         finally:
             self._consumer.close()
+            self._consent.close()
+            self._producer.flush()
         self._log.info("router stopped", **self._summary())
         return self.stats
 
