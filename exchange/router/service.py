@@ -307,8 +307,10 @@ class Router:
     def _revoked(self, partitions: list[tuple[str, int]]) -> None:
         self._log.info("partitions revoked", partitions=len(partitions))
         self._replay.drop(partitions)
-        kept = {p for _, p in self._consumer.assignment()} - {p for _, p in partitions}
-        self._consent.release({p for _, p in partitions} - kept)
+        # A consent partition p serves partition p of every ingress topic: release it only when none is kept.
+        revoked = set(partitions)
+        kept = {p for tp in self._consumer.assignment() if tp not in revoked for p in (tp[1],)}
+        self._consent.release({p for _, p in revoked} - kept)
 
     def _seed_replay_window(self, partitions: list[tuple[str, int]]) -> None:
         """Remember the ids routed just before each partition's committed offset (survives restarts)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from exchange.router import RouterConfig, RouterThread, build_router
@@ -38,8 +39,8 @@ def test_reload_keeps_the_bundle_on_a_broken_file_and_publishes_a_new_one(bootst
         runner.stop()
 
 
-def _wait(condition: object, timeout: float = 30.0) -> None:
+def _wait(condition: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, "the router did not reload in time"
         time.sleep(0.05)  # the router reloads between batches; the condition is checked above
