@@ -3,19 +3,28 @@
 Only non-personal attributes travel as headers (NL GOV CloudEvents profile): id, source (an agency id), type,
 time, dataschema. The exchange's own extensions carry the proof material: ``ce_exseed`` (the per-event seed the
 field salts derive from), ``ce_exproof`` (the inclusion proof in the batch tree) and ``ce_exbatch`` (the
-signed batch note).
+signed batch note). The Kafka binding carries every attribute as a string, so the two binary ones travel as
+canonical base64 (CloudEvents' ``Binary`` type) and any CloudEvents-aware consumer can read our events.
+
+Every header has a length bound (:data:`HEADER_LIMITS`), checked before any work is done on a record.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from exchange.crypto.encoding import b64decode_strict
+
 __all__ = [
     "CONTENT_TYPE",
+    "HEADER_LIMITS",
     "H_BATCH",
     "H_CONTENT_TYPE",
     "H_DATASCHEMA",
@@ -26,13 +35,17 @@ __all__ = [
     "H_SPECVERSION",
     "H_TIME",
     "H_TYPE",
+    "ID_TIME_TOLERANCE_MS",
     "SPECVERSION",
     "EventAttributes",
+    "b64_attribute",
     "dataschema_uri",
+    "decode_b64_attribute",
     "format_time",
     "parse_headers",
     "parse_time",
     "uuid7",
+    "uuid7_ms",
 ]
 
 SPECVERSION = "1.0"
@@ -48,6 +61,27 @@ H_CONTENT_TYPE = "content-type"
 H_SEED = "ce_exseed"
 H_PROOF = "ce_exproof"
 H_BATCH = "ce_exbatch"
+
+HEADER_LIMITS: dict[str, int] = {
+    H_SPECVERSION: 8,
+    H_ID: 36,  # a UUID in its canonical text form
+    H_SOURCE: 128,
+    H_TYPE: 160,
+    H_TIME: 40,
+    H_DATASCHEMA: 512,
+    H_CONTENT_TYPE: 64,
+    H_SEED: 44,  # base64 of 32 bytes
+    H_PROOF: 1388,  # base64 of index, size (u32 each) and at most 32 hashes: a batch of up to 2^32 events
+    H_BATCH: 4096,  # the batch note: four short lines and a few signatures
+    "traceparent": 64,  # W3C Trace Context: 55 characters in version 00
+    "tracestate": 512,  # W3C Trace Context's own bound
+}
+"""The longest value each ingress header may have, in bytes."""
+
+ID_TIME_TOLERANCE_MS = 1000
+"""How far the time in ``ce_id`` (a UUIDv7) may be from ``ce_time``."""
+
+_UUID7 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +132,26 @@ def parse_time(text: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"time {text!r} has no UTC offset")
     return moment
+
+
+def b64_attribute(raw: bytes) -> bytes:
+    """A binary attribute as the Kafka binding carries it: canonical base64 text."""
+    return base64.b64encode(raw)
+
+
+def decode_b64_attribute(text: bytes, name: str, error: type[Exception]) -> bytes:
+    """The bytes of a base64 attribute; ``error`` unless ``text`` is their one canonical base64 form."""
+    try:
+        return b64decode_strict(text)
+    except binascii.Error as exc:
+        raise error(f"{name} is not canonical base64: {exc}") from exc
+
+
+def uuid7_ms(event_id: str) -> int:
+    """The Unix milliseconds of a UUIDv7 in canonical (lowercase, hyphenated) form; ValueError otherwise."""
+    if len(event_id) != 36 or _UUID7.fullmatch(event_id) is None:
+        raise ValueError(f"ce_id {event_id[:40]!r} is not a UUIDv7 in canonical form")
+    return int(event_id[:8] + event_id[9:13], 16)
 
 
 def uuid7(now_ms: int | None = None) -> str:

@@ -23,6 +23,7 @@ from exchange.envelope.attributes import (
     H_TYPE,
     SPECVERSION,
     EventAttributes,
+    b64_attribute,
     dataschema_uri,
     format_time,
     uuid7,
@@ -94,8 +95,8 @@ def seal_events(source: str, events: Sequence[PreparedEvent], signer: NoteSigner
             (H_TIME, a.time.encode()),
             (H_DATASCHEMA, a.dataschema.encode()),
             (H_CONTENT_TYPE, CONTENT_TYPE.encode()),
-            (H_SEED, event.seed),
-            (H_PROOF, proof),
+            (H_SEED, b64_attribute(event.seed)),
+            (H_PROOF, b64_attribute(proof)),
             (H_BATCH, note),
         ]
         envelopes.append(Envelope(ingress_topic(a.type), event.key, event.value, headers, a.id))

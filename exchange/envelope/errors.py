@@ -3,7 +3,9 @@
 
     ExchangeError
     └── VerificationError                 .reason
-        ├── MalformedEnvelopeError        MALFORMED_ENVELOPE   a header is missing, repeated or not well-formed
+        ├── MalformedEnvelopeError        MALFORMED_ENVELOPE   a header is missing, repeated, too long or malformed
+        ├── OversizedRecordError          OVERSIZED            the value is longer than an ingress record may be
+        ├── BadKeyError                   BAD_KEY              the Kafka key has not the shape the key kind prescribes
         ├── UnknownSchemaError            UNKNOWN_SCHEMA       the datum's fingerprint is not in the catalogue
         ├── SchemaMismatchError           SCHEMA_MISMATCH      ce_type / ce_dataschema disagree with the datum
         ├── BadDatumError                 BAD_DATUM            the datum does not decode (or not canonically)
@@ -18,7 +20,11 @@
         ├── UnknownSourceError            UNKNOWN_SOURCE       ce_source is no agency of the registry
         ├── NotAuthoritativeError         NOT_AUTHORITATIVE    ce_source may not publish ce_type
         ├── TimeSkewError                 TIME_SKEW            ce_time is far from the broker's timestamp
-        └── ReplayedEventError            REPLAYED             this ce_id was seen before
+        ├── UntrustedTimestampError       UNTRUSTED_TIMESTAMP  the record's timestamp is not the broker's own
+        ├── WrongPartitionError           WRONG_PARTITION      the record is not on the partition its key maps to
+        ├── StaleEventError               STALE                the event is older than its partition still accepts
+        ├── ReplayedEventError            REPLAYED             this ce_id was seen before
+        └── InternalError                 INTERNAL             a step failed unexpectedly on this record
 """
 
 from __future__ import annotations
@@ -29,22 +35,28 @@ from exchange.errors import ExchangeError
 
 __all__ = [
     "BadDatumError",
+    "BadKeyError",
     "BadProofError",
     "BadSignatureError",
     "CommitmentMismatchError",
+    "InternalError",
     "KeyExpiredError",
     "KeyNotYetValidError",
     "KeyRejectedError",
     "KeyRevokedError",
     "MalformedEnvelopeError",
     "NotAuthoritativeError",
+    "OversizedRecordError",
     "ReplayedEventError",
     "SchemaMismatchError",
+    "StaleEventError",
     "TimeSkewError",
     "UnknownKeyError",
     "UnknownSchemaError",
     "UnknownSourceError",
+    "UntrustedTimestampError",
     "VerificationError",
+    "WrongPartitionError",
 ]
 
 
@@ -116,3 +128,29 @@ class TimeSkewError(VerificationError):
 
 class ReplayedEventError(VerificationError):
     reason = "REPLAYED"
+
+
+class OversizedRecordError(VerificationError):
+    reason = "OVERSIZED"
+
+
+class BadKeyError(VerificationError):
+    reason = "BAD_KEY"
+
+
+class UntrustedTimestampError(VerificationError):
+    reason = "UNTRUSTED_TIMESTAMP"
+
+
+class WrongPartitionError(VerificationError):
+    reason = "WRONG_PARTITION"
+
+
+class StaleEventError(VerificationError):
+    reason = "STALE"
+
+
+class InternalError(VerificationError):
+    """A step raised something unexpected on one record: the record is quarantined and the stream goes on."""
+
+    reason = "INTERNAL"

@@ -1,6 +1,10 @@
 """Verifying a received record: every check of ARCHITECTURE.md's router step 1 but the replay window.
 
-Checks run cheapest first and each failure raises the :class:`VerificationError` subclass that names it. Work is
+Checks run cheapest first and each failure raises the :class:`VerificationError` subclass that names it. Before
+any work, every header's length and the key's are bounded (:data:`~exchange.envelope.attributes.HEADER_LIMITS`),
+so a hostile record costs no more than a genuine one; the key must have the shape of the schema's key kind (a
+subject pseudonym is 32 lowercase hex digits; a record key is the record's key field), and ``ce_id`` must be a
+UUIDv7 whose time agrees with ``ce_time``. Work is
 done as rarely as it can be: the checks on a record's source, type and schema once per such combination (only
 their success is remembered), a batch note's signature once per note (see :mod:`exchange.envelope.batchnotes`),
 and the datum is read in one strict pass that yields the record and each field's committed bytes and accepts
@@ -10,6 +14,7 @@ few hashes of the inclusion proof.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
@@ -27,11 +32,15 @@ from exchange.envelope.attributes import (
     H_SPECVERSION,
     H_TIME,
     H_TYPE,
+    HEADER_LIMITS,
+    ID_TIME_TOLERANCE_MS,
     SPECVERSION,
     EventAttributes,
     dataschema_uri,
+    decode_b64_attribute,
     parse_headers,
     parse_time,
+    uuid7_ms,
 )
 from exchange.envelope.batchnotes import BatchNoteVerifier
 from exchange.envelope.commitments import SEED_SIZE, Committer, digest_of
@@ -46,7 +55,13 @@ from exchange.schemas import (
 from exchange.schemas.errors import SchemaError
 from exchange.schemas.errors import UnknownSchemaError as _CatalogueUnknownSchema
 
-__all__ = ["EnvelopeVerifier", "ReceivedRecord", "VerifiedEvent", "verify"]
+__all__ = ["KEY_LIMIT", "VALUE_LIMIT", "EnvelopeVerifier", "ReceivedRecord", "VerifiedEvent", "verify"]
+
+KEY_LIMIT = 256
+"""The longest Kafka key an ingress record may have, in bytes (a record key; a pseudonym has 32)."""
+VALUE_LIMIT = 512 * 1024
+"""The longest value an ingress record may have: a delivery of it (with its proof material) and a quarantine
+record of it (with the original) must still fit Kafka's default 1 MiB record limit."""
 
 _REQUIRED = (H_SPECVERSION, H_ID, H_SOURCE, H_TYPE, H_TIME, H_DATASCHEMA, H_CONTENT_TYPE, H_SEED, H_PROOF, H_BATCH)
 _ALLOWED_EXTRA = frozenset({"traceparent", "tracestate"})
@@ -58,7 +73,10 @@ _MAGIC = b"\xc3\x01"
 _HEADER = 10
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_MILLISECOND = timedelta(milliseconds=1)
 _CACHE_LIMIT = 4096
+_LIMITS = tuple(HEADER_LIMITS.items())
+_PSEUDONYM = re.compile(rb"[0-9a-f]{32}")
 
 
 class ReceivedRecord(Protocol):
@@ -97,6 +115,8 @@ class VerifiedEvent(NamedTuple):
     """``[salt_key, salt_field1, …]`` in schema order, as the commitments used them (empty if not kept)."""
     parts: Sequence[bytes] = ()
     """Each field's Avro encoding, in schema order: the bytes the commitments cover (empty if not kept)."""
+    id_ms: int = 0
+    """The Unix milliseconds in ``ce_id`` (a UUIDv7), within a second of ``time``."""
 
 
 class _Kind:
@@ -136,22 +156,17 @@ class EnvelopeVerifier:
         key, value = record.key, record.value
         if key is None or value is None:
             raise e.MalformedEnvelopeError("the record has no key or no value")
+        if len(key) > KEY_LIMIT:
+            raise e.BadKeyError(f"the key has {len(key)} bytes; at most {KEY_LIMIT} are allowed")
+        if len(value) > VALUE_LIMIT:
+            raise e.OversizedRecordError(f"the value has {len(value)} bytes; at most {VALUE_LIMIT} are allowed")
         if h[H_SPECVERSION] != _SPECVERSION or h[H_CONTENT_TYPE] != _CONTENT_TYPE:
             raise e.MalformedEnvelopeError("ce_specversion must be 1.0 and content-type application/avro")
         raw_id, raw_source, raw_type, raw_time, raw_schema = (h[H_ID], h[H_SOURCE], h[H_TYPE], h[H_TIME],
                                                               h[H_DATASCHEMA])
         kind = self._kinds.get((raw_source, raw_type, raw_schema, value[2:_HEADER]))
-        try:
-            if kind is None:
-                attributes = EventAttributes(raw_id.decode(), raw_source.decode(), raw_type.decode(),
-                                             raw_time.decode(), raw_schema.decode())
-            else:  # these three bytes were decoded before
-                attributes = EventAttributes(raw_id.decode(), kind.source, kind.type, raw_time.decode(),
-                                             kind.dataschema)
-            moment = parse_time(attributes.time)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise e.MalformedEnvelopeError(f"a CloudEvents attribute is not well-formed: {exc}") from exc
-        seed = h[H_SEED]
+        attributes, moment, id_ms = _attributes((raw_id, raw_source, raw_type, raw_time, raw_schema), kind)
+        seed = decode_b64_attribute(h[H_SEED], H_SEED, e.MalformedEnvelopeError)
         if len(seed) != SEED_SIZE:
             raise e.MalformedEnvelopeError(f"ce_exseed has {len(seed)} bytes, not {SEED_SIZE}")
 
@@ -164,17 +179,22 @@ class EnvelopeVerifier:
         elif value[:2] != _MAGIC:
             raise e.BadDatumError("the value is not Avro single-object encoding")
 
+        person = kind.schema.key_kind == "person"
+        if person and (len(key) != 32 or _PSEUDONYM.fullmatch(key) is None):
+            raise e.BadKeyError("the key is not a subject pseudonym (32 lowercase hex digits)")
         decoded, parts = self._read(kind, value)
+        if not person and _record_key(decoded.get(kind.schema.key_field)) != key:
+            raise e.BadKeyError(f"the key is not the record's {kind.schema.key_field!r}")
         salts = kind.committer.salts(seed)
         commitment_list = kind.committer.commitments(salts, key, parts)
         # The attributes' signing bytes, from the headers they were decoded from (UTF-8 round-trips exactly).
         digest = digest_of(b"\n".join((raw_id, raw_source, raw_type, raw_time, raw_schema, b"")), commitment_list)
 
         note_text = _text(h[H_BATCH], H_BATCH)
-        proof = h[H_PROOF]
+        proof = decode_b64_attribute(h[H_PROOF], H_PROOF, e.MalformedEnvelopeError)
         key_id = self.batches.verify(note_text, attributes.source, moment, digest, proof)
         return VerifiedEvent(attributes, moment, kind.schema, decoded, key, seed, commitment_list, digest, proof,
-                             note_text, key_id, salts, parts)
+                             note_text, key_id, salts, parts, id_ms)
 
     # -- the checks -----------------------------------------------------------------------------------------
 
@@ -191,9 +211,10 @@ class EnvelopeVerifier:
     @staticmethod
     def _check_skew(attributes: EventAttributes, moment: datetime, timestamp_ms: int, max_skew: timedelta) -> None:
         # In whole microseconds, as datetimes hold them: the broker's milliseconds are exact in both.
-        if abs((moment - _EPOCH) // _MICROSECOND - timestamp_ms * 1000) > max_skew // _MICROSECOND:
-            skew = abs(moment - datetime.fromtimestamp(timestamp_ms / 1000, UTC))
-            raise e.TimeSkewError(f"ce_time {attributes.time} is {skew} away from the broker's timestamp")
+        skew_us = abs((moment - _EPOCH) // _MICROSECOND - timestamp_ms * 1000)
+        if skew_us > max_skew // _MICROSECOND:
+            raise e.TimeSkewError(f"ce_time {attributes.time} is {skew_us / 1e6:.3f} s away from the record's "
+                                  f"timestamp ({timestamp_ms} ms); at most {max_skew.total_seconds():g} s is allowed")
 
     def _kind(self, attributes: EventAttributes, value: bytes, cache_key: tuple[bytes, bytes, bytes, bytes]) -> _Kind:
         """Check the datum's header against the attributes and the catalogue; remember the combination."""
@@ -242,16 +263,47 @@ def verify(record: ReceivedRecord, registry: Registry, catalogue: Catalogue) -> 
     return EnvelopeVerifier(registry, catalogue).verify(record)
 
 
+def _attributes(raw: tuple[bytes, bytes, bytes, bytes, bytes],
+                kind: _Kind | None) -> tuple[EventAttributes, datetime, int]:
+    """The attributes (from the raw id, source, type, time and dataschema), ``ce_time`` and the time in
+    ``ce_id``; MalformedEnvelopeError unless they are well-formed and the two times agree."""
+    raw_id, raw_source, raw_type, raw_time, raw_schema = raw
+    try:
+        if kind is None:
+            attributes = EventAttributes(raw_id.decode(), raw_source.decode(), raw_type.decode(), raw_time.decode(),
+                                         raw_schema.decode())
+        else:  # these three bytes were decoded before
+            attributes = EventAttributes(raw_id.decode(), kind.source, kind.type, raw_time.decode(), kind.dataschema)
+        moment = parse_time(attributes.time)
+        id_ms = uuid7_ms(attributes.id)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise e.MalformedEnvelopeError(f"a CloudEvents attribute is not well-formed: {exc}") from exc
+    if abs((moment - _EPOCH) // _MILLISECOND - id_ms) > ID_TIME_TOLERANCE_MS:
+        raise e.MalformedEnvelopeError(f"the time in ce_id {attributes.id} is more than {ID_TIME_TOLERANCE_MS} ms "
+                                       f"away from ce_time {attributes.time}")
+    return attributes, moment, id_ms
+
+
+def _record_key(value: object) -> bytes | None:
+    return value.encode() if isinstance(value, str) else None
+
+
 def _headers(raw: Sequence[tuple[str, bytes]]) -> dict[str, bytes]:
+    """The headers by name, each known, present once and within its length bound."""
     try:
         found = dict(raw)
     except (TypeError, ValueError):
-        return parse_headers(raw, _REQUIRED, _KNOWN, e.MalformedEnvelopeError)
-    # One C-level pass for a well-formed record; one by one for the exact complaint about any other.
-    keys = found.keys()
-    if len(found) == len(raw) and (keys == _REQUIRED_SET or (keys <= _KNOWN and keys >= _REQUIRED_SET)):
-        return found
-    return parse_headers(raw, _REQUIRED, _KNOWN, e.MalformedEnvelopeError)
+        found = parse_headers(raw, _REQUIRED, _KNOWN, e.MalformedEnvelopeError)
+    else:
+        # One C-level pass for a well-formed record; one by one for the exact complaint about any other.
+        keys = found.keys()
+        if len(found) != len(raw) or not (keys == _REQUIRED_SET or (keys <= _KNOWN and keys >= _REQUIRED_SET)):
+            found = parse_headers(raw, _REQUIRED, _KNOWN, e.MalformedEnvelopeError)
+    for name, limit in _LIMITS:
+        value = found.get(name)
+        if value is not None and len(value) > limit:
+            raise e.MalformedEnvelopeError(f"header {name!r} has {len(value)} bytes; at most {limit} are allowed")
+    return found
 
 
 def _text(raw: bytes, name: str) -> str:

@@ -11,6 +11,7 @@ from exchange.kafka.clients import (
     TransactionalProducer,
     client_config,
     make_admin,
+    read_since,
     read_to_end,
     resolve_bootstrap,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "TransactionalProducer",
     "client_config",
     "make_admin",
+    "read_since",
     "read_to_end",
     "resolve_bootstrap",
 ]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
 from confluent_kafka import Consumer as _Consumer
 from confluent_kafka import KafkaError as _CKafkaError
 from confluent_kafka import KafkaException as _CKafkaException
@@ -37,6 +38,7 @@ __all__ = [
     "TransactionalProducer",
     "client_config",
     "make_admin",
+    "read_since",
     "read_to_end",
     "resolve_bootstrap",
 ]
@@ -133,6 +135,8 @@ class ConsumedRecord:
     value: bytes | None
     headers: Headers
     timestamp_ms: int
+    log_append_time: bool = False
+    """True when ``timestamp_ms`` is the broker's (``message.timestamp.type=LogAppendTime``), not the producer's."""
 
 
 def _record(msg: _Message, names: TopicNames) -> ConsumedRecord:
@@ -146,6 +150,7 @@ def _record(msg: _Message, names: TopicNames) -> ConsumedRecord:
         value=value if isinstance(value, bytes) or value is None else bytes(value),
         headers=_headers(msg),
         timestamp_ms=msg.timestamp()[1],
+        log_append_time=msg.timestamp()[0] == TIMESTAMP_LOG_APPEND_TIME,
     )
 
 
@@ -169,8 +174,11 @@ class Producer:
         return self._producer
 
     def produce(self, topic: str, value: bytes | None, key: bytes | None = None, *, headers: Headers | None = None,
-                on_delivery: DeliveryCallback | None = None, partition: int | None = None) -> None:
-        """Queue one record; ``on_delivery(error, topic, partition, offset)`` is called from ``poll``/``flush``."""
+                on_delivery: DeliveryCallback | None = None, partition: int | None = None,
+                timestamp_ms: int | None = None) -> None:
+        """Queue one record; ``on_delivery(error, topic, partition, offset)`` is called from ``poll``/``flush``.
+
+        ``timestamp_ms`` sets the record's CreateTime (a topic with LogAppendTime overrides it)."""
         callback = None
         if on_delivery is not None:
             report = on_delivery
@@ -185,6 +193,8 @@ class Producer:
             kwargs["on_delivery"] = callback
         if partition is not None:
             kwargs["partition"] = partition
+        if timestamp_ms is not None:
+            kwargs["timestamp"] = timestamp_ms
         while True:
             try:
                 self._producer.produce(self.names.physical(topic), **kwargs)
@@ -219,9 +229,13 @@ class TransactionalProducer(Producer):
     def begin(self) -> None:
         self._step("beginning a transaction", self._producer.begin_transaction)
 
-    def send_offsets(self, consumer: Consumer, offsets: Mapping[tuple[str, int], int], timeout: float = 30.0) -> None:
-        """Add the next offsets to consume (``{(topic, partition): offset}``) to the open transaction."""
-        positions = [_TopicPartition(self.names.physical(t), p, o) for (t, p), o in offsets.items()]
+    def send_offsets(self, consumer: Consumer, offsets: Mapping[tuple[str, int], int], timeout: float = 30.0, *,
+                     metadata: Mapping[tuple[str, int], str] | None = None) -> None:
+        """Add the next offsets to consume (``{(topic, partition): offset}``) to the open transaction, each with
+        its ``metadata`` string if given (committed with the offset, read back by ``committed_with_metadata``)."""
+        notes = metadata or {}
+        positions = [_TopicPartition(self.names.physical(t), p, o, metadata=notes[(t, p)]) if (t, p) in notes
+                     else _TopicPartition(self.names.physical(t), p, o) for (t, p), o in offsets.items()]
         metadata = consumer.raw.consumer_group_metadata()
         self._step("sending offsets to the transaction",
                    lambda: self._producer.send_offsets_to_transaction(positions, metadata, timeout))
@@ -321,14 +335,40 @@ class Consumer:
     def end_offsets(self, partitions: Iterable[tuple[str, int]], timeout: float = 10.0) -> dict[tuple[str, int], int]:
         """The high watermark (last stable offset under read_committed) of each partition."""
         ends: dict[tuple[str, int], int] = {}
+        deadline = time.monotonic() + timeout
         for topic, partition in partitions:
-            try:
-                _, high = self._consumer.get_watermark_offsets(
-                    _TopicPartition(self.names.physical(topic), partition), timeout=timeout)
-            except _CKafkaException as exc:
-                raise translate(exc, f"reading end offsets of {topic}[{partition}]", ConsumeError) from exc
-            ends[(topic, partition)] = high
+            while True:
+                try:
+                    _, high = self._consumer.get_watermark_offsets(
+                        _TopicPartition(self.names.physical(topic), partition), timeout=timeout)
+                except _CKafkaException as exc:
+                    failure = translate(exc, f"reading end offsets of {topic}[{partition}]", ConsumeError)
+                    # A leader that moves (or a topic just created) answers NOT_LEADER for a moment.
+                    if failure.retriable and time.monotonic() < deadline:
+                        time.sleep(0.1)  # back off before asking the new leader; bounded by the deadline
+                        continue
+                    raise failure from exc
+                ends[(topic, partition)] = high
+                break
         return ends
+
+    def partition_count(self, topic: str, timeout: float = 10.0) -> int:
+        """How many partitions ``topic`` has (ConsumeError if it does not exist)."""
+        return len(_partitions(self, topic, timeout))
+
+    def offset_for_time(self, topic: str, partition: int, timestamp_ms: int, timeout: float = 10.0) -> int:
+        """The first offset whose timestamp is at or after ``timestamp_ms`` (the end offset when there is none)."""
+        physical = self.names.physical(topic)
+        try:
+            (found,) = self._consumer.offsets_for_times([_TopicPartition(physical, partition, timestamp_ms)],
+                                                        timeout=timeout)
+        except _CKafkaException as exc:
+            raise translate(exc, f"looking up offsets of {topic}[{partition}] by time", ConsumeError) from exc
+        if found.error is not None:
+            raise error_from(found.error, f"looking up offsets of {topic}[{partition}] by time", ConsumeError)
+        if found.offset < 0:  # no record that late: everything from the end on
+            return self.end_offsets([(topic, partition)], timeout)[(topic, partition)]
+        return int(found.offset)
 
     def committed(self, partitions: Iterable[tuple[str, int]], timeout: float = 10.0) -> dict[tuple[str, int], int]:
         """The group's committed offset of each partition (-1001, librdkafka's "invalid", when none)."""
@@ -338,6 +378,19 @@ class Consumer:
         except _CKafkaException as exc:
             raise translate(exc, "reading committed offsets", ConsumeError) from exc
         return {(self.names.logical(tp.topic), tp.partition): tp.offset for tp in found}
+
+    def committed_with_metadata(self, partitions: Iterable[tuple[str, int]],
+                                timeout: float = 30.0) -> dict[tuple[str, int], tuple[int, str]]:
+        """The group's committed offset of each partition with its metadata string (``(-1001, "")`` when none).
+
+        Under read_committed this waits for a pending transactional commit of the partition to complete
+        (KIP-447), so it is the state the previous owner committed."""
+        try:
+            found = self._consumer.committed([_TopicPartition(self.names.physical(t), p) for t, p in partitions],
+                                             timeout=timeout)
+        except _CKafkaException as exc:
+            raise translate(exc, "reading committed offsets", ConsumeError) from exc
+        return {(self.names.logical(tp.topic), tp.partition): (tp.offset, tp.metadata or "") for tp in found}
 
     def positions(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """The next offset this consumer will read in each partition (-1001 when it has no position yet)."""
@@ -368,33 +421,53 @@ def read_to_end(topic: str, *, settings: Settings | None = None, bootstrap: str 
     summaries. Raises ConsumeError if the end is not reached within ``timeout`` seconds.
     """
     with Consumer("exchange-reader", settings=settings, bootstrap=bootstrap) as consumer:
-        physical = consumer.names.physical(topic)
-        try:
-            metadata = consumer.raw.list_topics(physical, timeout=10)
-        except _CKafkaException as exc:
-            raise translate(exc, f"reading metadata of {topic}", ConsumeError) from exc
-        found = metadata.topics.get(physical)
-        if found is None or found.error is not None:
-            raise ConsumeError(f"topic {topic} does not exist")
-        ends = consumer.end_offsets([(topic, p) for p in found.partitions])
-        remaining = {tp: end for tp, end in ends.items() if end > 0}
-        consumer.assign([(t, p, 0) for t, p in remaining])
-        records: list[ConsumedRecord] = []
-        deadline = time.monotonic() + timeout
-        while remaining:
-            if time.monotonic() > deadline:
-                raise ConsumeError(f"reading {topic}: the end was not reached within {timeout:.0f}s")
-            for record in consumer.poll_batch(2000, timeout=0.5):
-                tp = (record.topic, record.partition)
-                end = remaining.get(tp)
-                if end is None or record.offset >= end:
-                    continue
-                records.append(record)
-                if record.offset >= end - 1:
-                    del remaining[tp]
-            # Under read_committed, transaction markers occupy offsets too: a partition whose last offsets are
-            # markers is done once the consumer's position has passed the end.
-            for tp, position in consumer.positions(list(remaining)).items():
-                if position >= remaining[tp]:
-                    del remaining[tp]
-        return records
+        parts = [(topic, p) for p in _partitions(consumer, topic, 10.0)]
+        return _read_until_end(consumer, dict.fromkeys(parts, 0), timeout, f"reading {topic}")
+
+
+def read_since(since: Mapping[tuple[str, int], int], *, settings: Settings | None = None,
+               bootstrap: str | None = None, timeout: float = 60.0) -> list[ConsumedRecord]:
+    """Every committed record of each ``(topic, partition)`` in ``since``, from the first one stamped at or after
+    its time (Unix ms) up to the end offsets as of the call (in offset order per partition)."""
+    with Consumer("exchange-reader", settings=settings, bootstrap=bootstrap) as consumer:
+        starts = {tp: consumer.offset_for_time(*tp, ms) if ms > 0 else 0 for tp, ms in since.items()}
+        return _read_until_end(consumer, starts, timeout, "reading since a time")
+
+
+def _partitions(consumer: Consumer, topic: str, timeout: float) -> list[int]:
+    physical = consumer.names.physical(topic)
+    try:
+        metadata = consumer.raw.list_topics(physical, timeout=timeout)
+    except _CKafkaException as exc:
+        raise translate(exc, f"reading metadata of {topic}", ConsumeError) from exc
+    found = metadata.topics.get(physical)
+    if found is None or found.error is not None:
+        raise ConsumeError(f"topic {topic} does not exist")
+    return sorted(found.partitions)
+
+
+def _read_until_end(consumer: Consumer, starts: Mapping[tuple[str, int], int], timeout: float,
+                    what: str) -> list[ConsumedRecord]:
+    """The committed records from each partition's start offset up to its end offset as of the call."""
+    ends = consumer.end_offsets(list(starts))
+    remaining = {tp: end for tp, end in ends.items() if end > starts[tp]}
+    consumer.assign([(t, p, starts[(t, p)]) for t, p in remaining])
+    records: list[ConsumedRecord] = []
+    deadline = time.monotonic() + timeout
+    while remaining:
+        if time.monotonic() > deadline:
+            raise ConsumeError(f"{what}: the end was not reached within {timeout:.0f}s")
+        for record in consumer.poll_batch(2000, timeout=0.5):
+            tp = (record.topic, record.partition)
+            end = remaining.get(tp)
+            if end is None or record.offset >= end:
+                continue
+            records.append(record)
+            if record.offset >= end - 1:
+                del remaining[tp]
+        # Under read_committed, transaction markers occupy offsets too: a partition whose last offsets are
+        # markers is done once the consumer's position has passed the end.
+        for tp, position in consumer.positions(list(remaining)).items():
+            if position >= remaining[tp]:
+                del remaining[tp]
+    return records

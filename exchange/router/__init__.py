@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from exchange.router.entries import EntryWriter
-from exchange.router.replay import ReplayWindow
+from exchange.router.replay import ReplayGuard
 from exchange.router.runner import RouterThread
 from exchange.router.service import ConsentSource, Router, RouterConfig, RouterStats, Sealer, Snapshot
 from exchange.router.setup import ROUTER_IDENTITY, build_router, load_snapshot
@@ -12,7 +12,7 @@ __all__ = [
     "ROUTER_IDENTITY",
     "ConsentSource",
     "EntryWriter",
-    "ReplayWindow",
+    "ReplayGuard",
     "Router",
     "RouterConfig",
     "RouterStats",

@@ -12,27 +12,31 @@ from __future__ import annotations
 import gc
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from exchange.delivery.errors import SealError
 from exchange.envelope import (
     EnvelopeVerifier,
-    ReplayedEventError,
+    InternalError,
     SchemaMismatchError,
+    UntrustedTimestampError,
     VerificationError,
     VerifiedEvent,
+    WrongPartitionError,
     ingress_topic,
 )
-from exchange.kafka import ConsumedRecord, Consumer, Headers, TransactionalProducer, TransactionError
+from exchange.envelope.attributes import ID_TIME_TOLERANCE_MS
+from exchange.kafka import ConsumedRecord, Consumer, Headers, TransactionalProducer, TransactionError, read_since
 from exchange.log import get_logger
 from exchange.metrics import DECISIONS, EVENTS, QUARANTINED, ROUTING_LATENCY
 from exchange.policy import PUBLIC_RECIPIENT, ConsentView, Decision, EventFacts, Outcome, PolicyIndex, decide
 from exchange.router.entries import EntryWriter
-from exchange.router.replay import ReplayWindow
+from exchange.router.replay import SEEN_TOPIC, ReplayGuard
 from exchange.settings import Settings
 
 __all__ = ["ConsentSource", "Router", "RouterConfig", "RouterStats", "Sealer", "Snapshot"]
@@ -87,8 +91,8 @@ class RouterConfig:
     pattern: str = INGRESS_PATTERN
     max_batch: int = 500
     poll_timeout: float = 0.05  # a light load is not held back waiting for a full batch
-    replay_window: int = 100_000
-    replay_seed: int = 10_000
+    max_skew: timedelta = timedelta(minutes=5)
+    """How far ``ce_time`` may be from the broker's append time; ids are remembered for this long (+1 s)."""
 
 
 @dataclass
@@ -123,7 +127,9 @@ class Router:
         self.reloads = 0
         self.reload_error: str | None = None
         """Why the last reload failed (the bundle in force was kept), or None."""
-        self._replay = ReplayWindow(config.replay_window)
+        self._guard = ReplayGuard(config.max_skew // timedelta(milliseconds=1) + ID_TIME_TOLERANCE_MS)
+        self._partition_counts: dict[str, int] = {}
+        self._assignment: list[tuple[str, int]] = []
         self._batch = _Batch()
         self._consumer = Consumer(config.group_id, settings=settings, bootstrap=bootstrap,
                                   overrides={"max.poll.interval.ms": 300_000, "session.timeout.ms": 30_000},
@@ -194,59 +200,109 @@ class Router:
                 first.setdefault(tp, record.offset)
                 offsets[tp] = record.offset + 1
                 self._route_one(record, snapshot, now, batch)
-            self._producer.send_offsets(self._consumer, offsets)
+            for (topic, partition), watermark, seen in self._guard.pending():
+                self._producer.produce(SEEN_TOPIC, seen, topic.encode(), partition=partition,
+                                       timestamp_ms=watermark)
+            self._producer.send_offsets(self._consumer, offsets, metadata={
+                tp: str(w) for tp, w in self._guard.watermarks().items() if tp in offsets})
             self._producer.commit()
         except TransactionError as exc:
             if exc.fatal:
                 raise
             self._log.warning("batch aborted; consuming it again", error=str(exc), records=len(records))
             self._producer.abort()
-            self._replay.abort_batch()
+            self._guard.abort_batch()
             self.stats.aborted_batches += 1
             for (topic, partition), offset in first.items():
                 self._consumer.seek(topic, partition, offset)
             return
-        self._replay.commit_batch()
+        self._guard.commit_batch(offsets)
         batch.count_into(self.stats)
         self.stats.events += len(records)
         self.stats.batches += 1
 
     def _route_one(self, record: ConsumedRecord, snapshot: Snapshot, now: datetime, batch: _Batch) -> None:
+        """Route one record: its deliveries and entries, or its quarantine record and REJECT entry.
+
+        Whatever a record makes any step raise, it is quarantined (``INTERNAL``, with the exception's type) and
+        the stream goes on: what a record produces is gathered first and produced only once all of it is known.
+        """
+        scope = (record.topic, record.partition)
+        admitted: str | None = None
         try:
             event = snapshot.verifier.verify(record)
-            if record.topic != ingress_topic(event.attributes.type):
-                raise SchemaMismatchError(f"a {event.attributes.type} event arrived on {record.topic}")
-            if self._replay.check_and_hold((record.topic, record.partition), event.attributes.id):
-                raise ReplayedEventError(f"event {event.attributes.id} was routed before")
+            self._check_place(record, event)
+            self._guard.admit(scope, event.attributes.id, event.id_ms, record.timestamp_ms)
+            admitted = event.attributes.id
+            outputs, counts = self._decide(record, event, snapshot, now)
         except VerificationError as error:
             self._quarantine(record, error, snapshot, now, batch)
             return
+        except Exception as exc:  # noqa: BLE001 - defence in depth: one record never stops the router
+            if admitted is not None:
+                self._guard.release(scope, admitted)
+            self._log.exception("a step failed on one record; it is quarantined", topic=record.topic,
+                                partition=record.partition, offset=record.offset, error_type=type(exc).__name__)
+            internal = InternalError(f"{type(exc).__name__} while routing: {str(exc)[:300]}")
+            self._quarantine(record, internal, snapshot, now, batch)
+            return
         self._verified.inc()
+        produce = self._producer.produce
+        for topic, value, key, headers in outputs:
+            produce(topic, value, key, headers=headers)
+        delivered, denied, entries = counts
+        batch.delivered.update(delivered)
+        batch.denied.update(denied)
+        batch.audit_entries += entries
+
+    def _check_place(self, record: ConsumedRecord, event: VerifiedEvent) -> None:
+        """The record is on its type's topic, stamped by the broker, on the partition its key maps to."""
+        if record.topic != ingress_topic(event.attributes.type):
+            raise SchemaMismatchError(f"a {event.attributes.type} event arrived on {record.topic}")
+        if not record.log_append_time:
+            raise UntrustedTimestampError(f"{record.topic} stamps records with the producer's time; ingress topics "
+                                          "must use message.timestamp.type=LogAppendTime")
+        count = self._partition_counts.get(record.topic)
+        if count is None:
+            count = self._partition_counts[record.topic] = self._consumer.partition_count(record.topic)
+        expected = zlib.crc32(event.key) % count  # librdkafka's default (consistent) partitioner
+        if record.partition != expected:
+            raise WrongPartitionError(f"the key maps to partition {expected} of {record.topic}, not "
+                                      f"{record.partition}")
+
+    def _decide(self, record: ConsumedRecord, event: VerifiedEvent, snapshot: Snapshot,
+                now: datetime) -> tuple[list[_Output], tuple[Counter[str], Counter[str], int]]:
+        """Every decision about a verified event: the records to produce and what to count."""
+        outputs: list[_Output] = []
+        delivered: Counter[str] = Counter()
+        denied: Counter[str] = Counter()
         facts = EventFacts(event.attributes.id, event.attributes.type, event.attributes.source, event.time,
                            event.key.decode() if event.schema.key_kind == "person" else None, event.record)
-        for decided in decide(snapshot.index, facts, self._consent):
-            decision = self._deliver(record, event, decided, snapshot) if decided.permitted else decided
+        decisions = decide(snapshot.index, facts, self._consent)
+        for decided in decisions:
+            decision = self._deliver(record, event, decided, snapshot, outputs) if decided.permitted else decided
             if decision.permitted:
-                batch.delivered[decision.recipient] += 1
-                ROUTING_LATENCY.observe(max(0.0, (now - event.time).total_seconds()))
+                delivered[decision.recipient] += 1
             else:
-                batch.denied.update(decision.reasons or ("DENIED",))
+                denied.update(decision.reasons or ("DENIED",))
+            entry = snapshot.entries.decision(event, decision, topic=record.topic, partition=record.partition,
+                                              offset=record.offset, now=now)
+            outputs.append((AUDIT_TOPIC, entry, event.key, None))
             labels = (decision.recipient, str(decision.outcome), decision.reasons[0] if decision.reasons else "")
             counter = self._decided.get(labels)
             if counter is None:
                 counter = self._decided[labels] = DECISIONS.labels(*labels)
             counter.inc()
-            entry = snapshot.entries.decision(event, decision, topic=record.topic, partition=record.partition,
-                                              offset=record.offset, now=now)
-            self._producer.produce(AUDIT_TOPIC, entry, event.key)
-            batch.audit_entries += 1
+        if delivered:
+            ROUTING_LATENCY.observe(max(0.0, (now - event.time).total_seconds()))
+        return outputs, (delivered, denied, len(decisions))
 
-    def _deliver(self, record: ConsumedRecord, event: VerifiedEvent, decision: Decision,
-                 snapshot: Snapshot) -> Decision:
-        """Produce one permitted delivery; returns the decision as it stands after delivery (fail closed)."""
+    def _deliver(self, record: ConsumedRecord, event: VerifiedEvent, decision: Decision, snapshot: Snapshot,
+                 outputs: list[_Output]) -> Decision:
+        """Add one permitted delivery to ``outputs``; returns the decision as it stands after (fail closed)."""
         if decision.recipient == PUBLIC_RECIPIENT:
             # Open data is public: the publisher's own signed record, unchanged, verifiable by anyone.
-            self._producer.produce(decision.topic, record.value, record.key, headers=record.headers)
+            outputs.append((decision.topic, record.value, record.key, record.headers))
             return decision
         try:
             sealed = snapshot.sealer.seal(event, decision)
@@ -256,7 +312,7 @@ class Router:
                             error=str(exc))
             return decision._replace(outcome=Outcome.DENY, fields=(), withheld=decision.fields + decision.withheld,
                                      reasons=(*decision.reasons, f"UNDELIVERABLE:{exc.reason}"))
-        self._producer.produce(sealed.topic, sealed.value, sealed.key, headers=sealed.headers)
+        outputs.append((sealed.topic, sealed.value, sealed.key, sealed.headers))
         return decision
 
     def _quarantine(self, record: ConsumedRecord, error: VerificationError, snapshot: Snapshot, now: datetime,
@@ -300,52 +356,65 @@ class Router:
 
     # -- rebalancing ----------------------------------------------------------------------------------------
 
+    def assigned_partitions(self) -> list[tuple[str, int]]:
+        """The ingress partitions this router owns now."""
+        return list(self._assignment)
+
     def _assigned(self, partitions: list[tuple[str, int]]) -> None:
         self._log.info("partitions assigned", partitions=len(partitions))
-        self._seed_replay_window(partitions)
+        self._partition_counts.clear()  # read afresh: a topic may have been re-created
+        self._restore_guard(partitions)
+        self._assignment = list(partitions)
 
     def _revoked(self, partitions: list[tuple[str, int]]) -> None:
         self._log.info("partitions revoked", partitions=len(partitions))
-        self._replay.drop(partitions)
+        self._assignment = [tp for tp in self._assignment if tp not in set(partitions)]
+        # The guard keeps its state: if the partition comes back with nobody having routed it since, it is
+        # still exact (see _restore_guard); otherwise it is read back then.
         # A consent partition p serves partition p of every ingress topic: release it only when none is kept.
         revoked = set(partitions)
         kept = {p for tp in self._consumer.assignment() if tp not in revoked for p in (tp[1],)}
         self._consent.release({p for _, p in revoked} - kept)
 
-    def _seed_replay_window(self, partitions: list[tuple[str, int]]) -> None:
-        """Remember the ids routed just before each partition's committed offset (survives restarts)."""
-        if self.config.replay_seed <= 0 or not partitions:
+    def _restore_guard(self, partitions: list[tuple[str, int]]) -> None:
+        """Make the replay guard's state of each assigned partition the committed one (exact across restarts
+        and rebalances): its watermark from the committed offset's metadata, its ids from ``router.seen``."""
+        assigned = set(partitions)
+        self._guard.drop([scope for scope in self._guard.scopes() if scope not in assigned])
+        if not partitions:
             return
-        committed = {tp: o for tp, o in self._consumer.committed(partitions).items() if o > 0}
-        if not committed:
+        committed = self._consumer.committed_with_metadata(partitions)
+        horizon = self._guard.horizon_ms
+        stale: dict[tuple[str, int], tuple[int | None, int]] = {}
+        for scope in partitions:
+            offset, metadata = committed.get(scope, (-1, ""))
+            if not self._guard.current(scope, offset):
+                stale[scope] = (int(metadata) if metadata.isdigit() else None, offset)
+        if not stale:
             return
-        reader = Consumer(f"{self.config.group_id}.replay-seed", settings=self._settings, bootstrap=self._bootstrap)
-        try:
-            reader.assign([(t, p, max(0, o - self.config.replay_seed)) for (t, p), o in committed.items()])
-            remaining = dict(committed)
-            verifier = self._snapshot.verifier
-            while remaining:
-                batch = reader.poll_batch(1000, timeout=2.0)
-                if not batch:
-                    break
-                for record in batch:
-                    tp = (record.topic, record.partition)
-                    if tp not in remaining or record.offset >= remaining[tp]:
-                        continue
-                    if record.offset == remaining[tp] - 1:
-                        del remaining[tp]
-                    try:
-                        self._replay.add(tp, [verifier.verify(record).attributes.id])
-                    except VerificationError:
-                        continue
-        finally:
-            reader.close()
+        # One read of router.seen for all of them: each seen partition from the earliest time any scope needs.
+        since: dict[tuple[str, int], int] = {}
+        for (_, partition), (watermark, _) in stale.items():
+            start = 0 if watermark is None else max(1, watermark - 2 * horizon)
+            since[(SEEN_TOPIC, partition)] = min(since.get((SEEN_TOPIC, partition), start), start)
+        values: dict[tuple[str, int], list[bytes]] = {scope: [] for scope in stale}
+        for record in read_since(since, settings=self._settings, bootstrap=self._bootstrap, timeout=120.0):
+            scope = ((record.key or b"").decode(errors="replace"), record.partition)
+            if scope in values and record.value:
+                values[scope].append(record.value)
+        held = sum(self._guard.restore(scope, watermark, values[scope], offset)
+                   for scope, (watermark, offset) in stale.items())
+        self._log.info("replay guard restored", partitions=len(stale), ids=held)
 
     def _summary(self) -> dict[str, object]:
         s = self.stats
         return {"events": s.events, "batches": s.batches, "aborted": s.aborted_batches,
                 "delivered": dict(s.delivered), "denied": dict(s.denied), "quarantined": dict(s.quarantined),
                 "audit_entries": s.audit_entries}
+
+
+_Output = tuple[str, bytes | None, bytes | None, Headers | None]
+"""A record to produce: topic, value, key, headers."""
 
 
 @dataclass
