@@ -52,6 +52,10 @@ class Delivery:
         return self.error is None
 
 
+DELIVERY_TIMEOUT_MS = 60_000
+"""How long the Publisher's own producer tries to deliver a record before reporting it failed."""
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -83,7 +87,9 @@ class Publisher:
         self._registry = registry
         self._catalogue = catalogue
         self._pseudonymiser = pseudonymiser
-        self._producer = producer or Producer()
+        # A record must reach the broker within the router's accepted skew of being signed (MAX_SKEW): give up
+        # well before, and report the failure to on_delivery, rather than deliver it late to be quarantined.
+        self._producer = producer or Producer(overrides={"message.timeout.ms": DELIVERY_TIMEOUT_MS})
         self._on_delivery = on_delivery
         self._topic_for = topic_for
         self._clock = clock

@@ -1,13 +1,16 @@
-"""``exchange bench publish | router``: throughput and latency figures on the broker, printed, never asserted."""
+"""``exchange bench publish | router | replay``: throughput, latency and memory figures, printed, never asserted."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import timedelta
 
 from exchange.bench._world import make_world
 from exchange.bench.publish import bench_publish
+from exchange.bench.replay import bench_replay
 from exchange.bench.router import bench_router
+from exchange.envelope.verify import MAX_SKEW
 from exchange.kafka import resolve_bootstrap
 
 
@@ -24,6 +27,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     router.add_argument("--latency-events", type=int, default=2000, help="events published for the latency run")
     router.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     router.set_defaults(func=_router)
+    replay = sub.add_parser("replay", help="the replay guard's memory per remembered id and cost per event")
+    replay.add_argument("--rate", type=int, default=20_000, help="events/s the figures are given for")
+    replay.add_argument("--seconds", type=int, default=60, help="seconds of that stream to admit and measure")
+    replay.add_argument("--max-skew", type=int, default=int(MAX_SKEW.total_seconds()),
+                        help="accepted skew in seconds (the router's)")
+    replay.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    replay.set_defaults(func=_replay)
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -49,4 +59,21 @@ def _router(args: argparse.Namespace) -> int:
     print(f"  raw pass-through      {figures.raw_events_per_s:>10,.0f} events/s")
     print(f"  router / raw          {figures.ratio:>10.2f}")
     print(f"  latency p50 / p99     {figures.latency_ms_p50:>7.1f} / {figures.latency_ms_p99:.1f} ms")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    figures = bench_replay(args.rate, args.seconds, timedelta(seconds=args.max_skew))
+    if args.json:
+        print(json.dumps(figures.as_dict()))
+        return 0
+    f = figures
+    print(f"replay guard, horizon {f.horizon_s:g} s, a stream of {f.rate:,} events/s ({f.ids_held:,} ids held)")
+    print(f"  memory per id         {f.bytes_per_id:>10.1f} bytes")
+    print(f"  set of id strings     {f.baseline_bytes_per_id:>10.1f} bytes (baseline)")
+    print(f"  guard / baseline      {f.ratio_vs_baseline:>10.2f}")
+    print(f"  at {f.rate:,} events/s   {f.ids_at_rate:>10,} ids, {f.mb_at_rate:,.1f} MB")
+    print(f"  admit p50 / p99       {f.admit_us_p50:>7.2f} / {f.admit_us_p99:.2f} µs")
+    print(f"  replay refused        {f.replay_recent_us:>7.2f} µs (recent), {f.replay_packed_us:.2f} µs (packed)")
+    print(f"  restore               {f.restore_ids_per_s:>10,.0f} ids/s")
     return 0

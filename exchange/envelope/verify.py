@@ -55,10 +55,13 @@ from exchange.schemas import (
 from exchange.schemas.errors import SchemaError
 from exchange.schemas.errors import UnknownSchemaError as _CatalogueUnknownSchema
 
-__all__ = ["KEY_LIMIT", "VALUE_LIMIT", "EnvelopeVerifier", "ReceivedRecord", "VerifiedEvent", "verify"]
+__all__ = ["KEY_LIMIT", "MAX_SKEW", "VALUE_LIMIT", "EnvelopeVerifier", "ReceivedRecord", "VerifiedEvent", "verify"]
 
 KEY_LIMIT = 256
 """The longest Kafka key an ingress record may have, in bytes (a record key; a pseudonym has 32)."""
+MAX_SKEW = timedelta(minutes=2)
+"""How far ``ce_time`` may be from the record's timestamp (the broker's, on ingress topics): a publisher's record
+must reach the broker within this of being signed. The router remembers ids for this long (docs/decisions/007)."""
 VALUE_LIMIT = 512 * 1024
 """The longest value an ingress record may have: a delivery of it (with its proof material) and a quarantine
 record of it (with the original) must still fit Kafka's default 1 MiB record limit."""
@@ -140,7 +143,7 @@ class EnvelopeVerifier:
     fails the same check, in the same order, as the first time.
     """
 
-    def __init__(self, registry: Registry, catalogue: Catalogue, *, max_skew: timedelta | None = timedelta(minutes=15),
+    def __init__(self, registry: Registry, catalogue: Catalogue, *, max_skew: timedelta | None = MAX_SKEW,
                  note_cache_size: int = 4096) -> None:
         self.registry = registry
         self.catalogue = catalogue

@@ -31,6 +31,7 @@ from exchange.envelope import (
     ingress_topic,
 )
 from exchange.envelope.attributes import ID_TIME_TOLERANCE_MS
+from exchange.envelope.verify import MAX_SKEW
 from exchange.kafka import ConsumedRecord, Consumer, Headers, TransactionalProducer, TransactionError, read_since
 from exchange.log import get_logger
 from exchange.metrics import DECISIONS, EVENTS, QUARANTINED, ROUTING_LATENCY
@@ -91,7 +92,7 @@ class RouterConfig:
     pattern: str = INGRESS_PATTERN
     max_batch: int = 500
     poll_timeout: float = 0.05  # a light load is not held back waiting for a full batch
-    max_skew: timedelta = timedelta(minutes=5)
+    max_skew: timedelta = MAX_SKEW
     """How far ``ce_time`` may be from the broker's append time; ids are remembered for this long (+1 s)."""
 
 
