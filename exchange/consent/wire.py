@@ -20,19 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from exchange.consent.errors import ConsentRecordError
-from exchange.envelope.attributes import (
-    CONTENT_TYPE,
-    H_CONTENT_TYPE,
-    H_DATASCHEMA,
-    H_ID,
-    H_SOURCE,
-    H_SPECVERSION,
-    H_TIME,
-    H_TYPE,
-    SPECVERSION,
-    dataschema_uri,
-    format_time,
-)
+from exchange.envelope.attributes import CONTENT_TYPE, ce_headers, dataschema_uri, format_time
 from exchange.policy import ConsentArtefact, ConsentStatus
 from exchange.policy.consent import CONSENT_ISSUER
 from exchange.schemas import Catalogue, SchemaError
@@ -103,15 +91,9 @@ def encode_artefact(catalogue: Catalogue, artefact: ConsentArtefact) -> ConsentM
         raise ConsentRecordError(f"consent {artefact.ref} is not signed")
     schema = catalogue.current(CONSENT_TYPE)
     value = catalogue.encode(schema, artefact_record(artefact))
-    headers = [
-        (H_SPECVERSION, SPECVERSION.encode()),
-        (H_ID, str(artefact.ref).encode()),
-        (H_SOURCE, CONSENT_ISSUER.encode()),
-        (H_TYPE, CONSENT_TYPE.encode()),
-        (H_TIME, format_time(artefact.issued_at).encode()),
-        (H_DATASCHEMA, dataschema_uri(CONSENT_TYPE, schema.revision, schema.fingerprint).encode()),
-        (H_CONTENT_TYPE, CONTENT_TYPE.encode()),
-    ]
+    headers = ce_headers(str(artefact.ref), CONSENT_ISSUER, CONSENT_TYPE, format_time(artefact.issued_at),
+                         content_type=CONTENT_TYPE,
+                         dataschema=dataschema_uri(CONSENT_TYPE, schema.revision, schema.fingerprint))
     return ConsentMessage(artefact.subject.encode(), value, headers)
 
 

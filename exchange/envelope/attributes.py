@@ -39,6 +39,7 @@ __all__ = [
     "SPECVERSION",
     "EventAttributes",
     "b64_attribute",
+    "ce_headers",
     "dataschema_uri",
     "decode_b64_attribute",
     "format_time",
@@ -132,6 +133,17 @@ def parse_time(text: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"time {text!r} has no UTC offset")
     return moment
+
+
+def ce_headers(event_id: str, source: str, event_type: str, time: str, *, content_type: str,
+               dataschema: str | None = None) -> list[tuple[str, bytes]]:
+    """The CloudEvents context attributes as Kafka binary-mode headers, in the order the exchange writes them."""
+    headers = [(H_SPECVERSION, SPECVERSION.encode()), (H_ID, event_id.encode()), (H_SOURCE, source.encode()),
+               (H_TYPE, event_type.encode()), (H_TIME, time.encode())]
+    if dataschema is not None:
+        headers.append((H_DATASCHEMA, dataschema.encode()))
+    headers.append((H_CONTENT_TYPE, content_type.encode()))
+    return headers
 
 
 def b64_attribute(raw: bytes) -> bytes:

@@ -12,18 +12,11 @@ from exchange.crypto.note import NoteSigner
 from exchange.envelope.attributes import (
     CONTENT_TYPE,
     H_BATCH,
-    H_CONTENT_TYPE,
-    H_DATASCHEMA,
-    H_ID,
     H_PROOF,
     H_SEED,
-    H_SOURCE,
-    H_SPECVERSION,
-    H_TIME,
-    H_TYPE,
-    SPECVERSION,
     EventAttributes,
     b64_attribute,
+    ce_headers,
     dataschema_uri,
     format_time,
     uuid7,
@@ -87,17 +80,7 @@ def seal_events(source: str, events: Sequence[PreparedEvent], signer: NoteSigner
     envelopes = []
     for event, proof in zip(events, sealed.proofs, strict=True):
         a = event.attributes
-        headers = [
-            (H_SPECVERSION, SPECVERSION.encode()),
-            (H_ID, a.id.encode()),
-            (H_SOURCE, a.source.encode()),
-            (H_TYPE, a.type.encode()),
-            (H_TIME, a.time.encode()),
-            (H_DATASCHEMA, a.dataschema.encode()),
-            (H_CONTENT_TYPE, CONTENT_TYPE.encode()),
-            (H_SEED, b64_attribute(event.seed)),
-            (H_PROOF, b64_attribute(proof)),
-            (H_BATCH, note),
-        ]
+        headers = ce_headers(a.id, a.source, a.type, a.time, content_type=CONTENT_TYPE, dataschema=a.dataschema)
+        headers += [(H_SEED, b64_attribute(event.seed)), (H_PROOF, b64_attribute(proof)), (H_BATCH, note)]
         envelopes.append(Envelope(ingress_topic(a.type), event.key, event.value, headers, a.id))
     return envelopes

@@ -3,6 +3,10 @@
 Access-log entries (``exchange.decision``) carry pseudonyms only: the subject reference is the ingress key (the
 keyed-HMAC pseudonym) for a verified event, and nothing for a REJECT, whose key was never verified. A quarantine
 record (``exchange.quarantine``) carries the original key, headers and value unchanged, with the reason.
+
+Every record the router writes is a CloudEvent in the Kafka binding's binary mode, like the events it routes:
+each writer method returns the value and its ``ce_*`` headers (source ``exchange-router``, the record's type,
+its own UUIDv7 id, the time, the schema it is written with).
 """
 
 from __future__ import annotations
@@ -12,12 +16,25 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from exchange.envelope import VerificationError, VerifiedEvent, uuid7
-from exchange.envelope.attributes import H_ID, H_SOURCE, H_TYPE
+from exchange.envelope import VerificationError, VerifiedEvent, format_time, uuid7
+from exchange.envelope.attributes import (
+    CONTENT_TYPE,
+    H_ID,
+    H_SOURCE,
+    H_TIME,
+    H_TYPE,
+    ce_headers,
+    dataschema_uri,
+)
+from exchange.kafka import Headers
 from exchange.policy import Decision
 from exchange.schemas import Catalogue, RecordSchema, SchemaError
 
-__all__ = ["EntryWriter"]
+__all__ = ["ROUTER_SOURCE", "EntryWriter", "Record", "router_headers"]
+
+ROUTER_SOURCE = "exchange-router"
+Record = tuple[bytes, Headers]
+"""A value to produce and its CloudEvents headers."""
 
 DECISION_TYPE = "exchange.decision"
 QUARANTINE_TYPE = "exchange.quarantine"
@@ -65,26 +82,41 @@ class EntryWriter:
         # per event and share their tail by content (the version's type too: True == 1, but only 1 encodes).
         self._tails: dict[int, tuple[Decision, bytes]] = {}
         self._shared: dict[tuple[Decision, type[object]], bytes] = {}
+        self._now_time = b""
+        self._decision_ce = _constant_headers(self._decision)
+        self._quarantine_ce = _constant_headers(self._quarantine)
+
+    def _clock(self, now: datetime) -> None:
+        """The batch's time in each form the records need, computed once per batch."""
+        if now != self._now:
+            if self._joined:
+                self._now_bytes = self._decision.encode_field("decided_at", now)
+            self._now_ms, self._now = int(now.timestamp() * 1000), now
+            self._now_time = format_time(now).encode()
+
+    def _headers(self, constant: tuple[tuple[str, bytes], ...], entry_id: str) -> Headers:
+        spec, source, kind, schema, content = constant
+        return [spec, (H_ID, entry_id.encode()), source, kind, (H_TIME, self._now_time), schema, content]
 
     def decision(self, event: VerifiedEvent, decision: Decision, *, topic: str, partition: int, offset: int,
-                 now: datetime) -> bytes:
+                 now: datetime) -> Record:
         """The access-log entry of one decision about a verified event."""
         place = (topic, partition, offset)
+        self._clock(now)
+        entry_id = uuid7(self._now_ms)
+        headers = self._headers(self._decision_ce, entry_id)
         if self._joined:
             try:
-                return self._joined_entry(event, decision, place, now)
+                return self._joined_entry(event, decision, place, entry_id), headers
             except SchemaError:
                 pass  # encode the whole record below: it reports the bad field as it always has
-        return self._decision.encode(self._record(event, decision, place, now))
+        return self._decision.encode(self._record(event, decision, place, now, entry_id)), headers
 
     def _joined_entry(self, event: VerifiedEvent, decision: Decision, place: tuple[str, int, int],
-                      now: datetime) -> bytes:
+                      entry_id: str) -> bytes:
         field = self._decision.encode_field
         if self._router_bytes is None:
             self._router_bytes = field("router_id", self.router_id)
-        if now != self._now:
-            self._now_bytes = field("decided_at", now)
-            self._now_ms, self._now = int(now.timestamp() * 1000), now
         if self._event is None or self._event[0] is not event or self._event[1] != place:
             topic, partition, offset = place
             a = event.attributes
@@ -95,7 +127,7 @@ class EntryWriter:
             self._event = (event, place)
         cached = self._tails.get(id(decision))
         tail = cached[1] if cached is not None and cached[0] is decision else self._tail(decision)
-        return b"".join((self._header, field("decision_id", uuid7(self._now_ms)), self._now_bytes,
+        return b"".join((self._header, field("decision_id", entry_id), self._now_bytes,
                          self._router_bytes, self._event_bytes, tail))
 
     def _stream(self, record_type: str, source: str, topic: str) -> bytes:
@@ -132,12 +164,12 @@ class EntryWriter:
         values = _decision_values(decision)
         return b"".join(field(name, values[name]) for name in _DECISION_FIELDS)
 
-    def _record(self, event: VerifiedEvent, decision: Decision, place: tuple[str, int, int],
-                now: datetime) -> dict[str, Any]:
+    def _record(self, event: VerifiedEvent, decision: Decision, place: tuple[str, int, int], now: datetime,
+                entry_id: str) -> dict[str, Any]:
         attributes = event.attributes
         topic, partition, offset = place
         return {
-            "decision_id": uuid7(int(now.timestamp() * 1000)),
+            "decision_id": entry_id,
             "decided_at": now,
             "router_id": self.router_id,
             "event_id": attributes.id,
@@ -152,7 +184,7 @@ class EntryWriter:
         }
 
     def reject(self, headers: Sequence[tuple[str, bytes]], error: VerificationError, *, bundle_id: str, topic: str,
-               partition: int, offset: int, now: datetime) -> bytes:
+               partition: int, offset: int, now: datetime) -> Record:
         """The access-log entry of a record that failed verification. Header values are kept only when they
         are well-formed and known (an event id that is a UUID, a registered source, a catalogued type): an
         unverified record may carry anything, and nothing personal may reach the log."""
@@ -160,8 +192,10 @@ class EntryWriter:
         event_id = found.get(H_ID, b"")
         source = found.get(H_SOURCE, b"").decode(errors="replace")
         record_type = found.get(H_TYPE, b"").decode(errors="replace")
+        self._clock(now)
+        entry_id = uuid7(self._now_ms)
         return self._decision.encode({
-            "decision_id": uuid7(int(now.timestamp() * 1000)),
+            "decision_id": entry_id,
             "decided_at": now,
             "router_id": self.router_id,
             "event_id": event_id.decode() if _UUID.match(event_id) else None,
@@ -182,13 +216,15 @@ class EntryWriter:
             "outcome": "REJECT",
             "reason_codes": [error.reason],
             "fields_released": [],
-        })
+        }), self._headers(self._decision_ce, entry_id)
 
     def quarantine(self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]],
-                   error: VerificationError, *, topic: str, partition: int, offset: int, now: datetime) -> bytes:
+                   error: VerificationError, *, topic: str, partition: int, offset: int, now: datetime) -> Record:
         """The quarantine record: the original, unchanged, with why it was refused."""
+        self._clock(now)
+        entry_id = uuid7(self._now_ms)
         record: dict[str, Any] = {
-            "quarantine_id": uuid7(int(now.timestamp() * 1000)),
+            "quarantine_id": entry_id,
             "quarantined_at": now,
             "quarantined_by": self.router_id,
             "reason_code": error.reason,
@@ -200,7 +236,21 @@ class EntryWriter:
             "original_headers": [{"name": k, "value": v} for k, v in headers],
             "original_value": value,
         }
-        return self._quarantine.encode(record)
+        return self._quarantine.encode(record), self._headers(self._quarantine_ce, entry_id)
+
+
+def _constant_headers(schema: RecordSchema) -> tuple[tuple[str, bytes], ...]:
+    """The headers every record of ``schema`` carries alike (all but its id and time), in writing order."""
+    spec, _, source, kind, _, dataschema, content = ce_headers(
+        "", ROUTER_SOURCE, schema.type_name, "", content_type=CONTENT_TYPE,
+        dataschema=dataschema_uri(schema.type_name, schema.revision, schema.fingerprint))
+    return spec, source, kind, dataschema, content
+
+
+def router_headers(record_type: str, now: datetime, content_type: str) -> Headers:
+    """The CloudEvents headers of a router record outside the catalogue's schemas (policy bundles, seen ids)."""
+    return ce_headers(uuid7(int(now.timestamp() * 1000)), ROUTER_SOURCE, record_type, format_time(now),
+                      content_type=content_type)
 
 
 def _decision_values(decision: Decision) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from exchange.kafka import ConsumedRecord, Consumer, Headers, TransactionalProdu
 from exchange.log import get_logger
 from exchange.metrics import DECISIONS, EVENTS, QUARANTINED, ROUTING_LATENCY
 from exchange.policy import PUBLIC_RECIPIENT, ConsentView, Decision, EventFacts, Outcome, PolicyIndex, decide
-from exchange.router.entries import EntryWriter
+from exchange.router.entries import EntryWriter, router_headers
 from exchange.router.replay import SEEN_TOPIC, ReplayGuard
 from exchange.settings import Settings
 
@@ -46,6 +46,8 @@ AUDIT_TOPIC = "audit.decisions"
 QUARANTINE_TOPIC = "exchange.quarantine"
 BUNDLE_TOPIC = "policy.bundles"
 INGRESS_PATTERN = r"^ingress\..*"
+BUNDLE_TYPE = "exchange.policy-bundle"
+SEEN_TYPE = "exchange.router-seen"
 
 _log = get_logger("exchange.router")
 
@@ -202,8 +204,8 @@ class Router:
                 offsets[tp] = record.offset + 1
                 self._route_one(record, snapshot, now, batch)
             for (topic, partition), watermark, seen in self._guard.pending():
-                self._producer.produce(SEEN_TOPIC, seen, topic.encode(), partition=partition,
-                                       timestamp_ms=watermark)
+                self._producer.produce(SEEN_TOPIC, seen, topic.encode(), partition=partition, timestamp_ms=watermark,
+                                       headers=router_headers(SEEN_TYPE, now, "application/octet-stream"))
             self._producer.send_offsets(self._consumer, offsets, metadata={
                 tp: str(w) for tp, w in self._guard.watermarks().items() if tp in offsets})
             self._producer.commit()
@@ -286,9 +288,9 @@ class Router:
                 delivered[decision.recipient] += 1
             else:
                 denied.update(decision.reasons or ("DENIED",))
-            entry = snapshot.entries.decision(event, decision, topic=record.topic, partition=record.partition,
-                                              offset=record.offset, now=now)
-            outputs.append((AUDIT_TOPIC, entry, event.key, None))
+            entry, headers = snapshot.entries.decision(event, decision, topic=record.topic,
+                                                       partition=record.partition, offset=record.offset, now=now)
+            outputs.append((AUDIT_TOPIC, entry, event.key, headers))
             labels = (decision.recipient, str(decision.outcome), decision.reasons[0] if decision.reasons else "")
             counter = self._decided.get(labels)
             if counter is None:
@@ -319,12 +321,13 @@ class Router:
     def _quarantine(self, record: ConsumedRecord, error: VerificationError, snapshot: Snapshot, now: datetime,
                     batch: _Batch) -> None:
         topic, partition, offset = record.topic, record.partition, record.offset
-        self._producer.produce(QUARANTINE_TOPIC, snapshot.entries.quarantine(
-            record.key, record.value, record.headers, error, topic=topic, partition=partition, offset=offset,
-            now=now), record.key, headers=[("ce_type", b"exchange.quarantine"), ("reason", error.reason.encode())])
-        self._producer.produce(AUDIT_TOPIC, snapshot.entries.reject(
-            record.headers, error, bundle_id=snapshot.index.bundle_id, topic=topic, partition=partition,
-            offset=offset, now=now), None)
+        value, headers = snapshot.entries.quarantine(record.key, record.value, record.headers, error, topic=topic,
+                                                     partition=partition, offset=offset, now=now)
+        headers.append(("reason", error.reason.encode()))
+        self._producer.produce(QUARANTINE_TOPIC, value, record.key, headers=headers)
+        value, headers = snapshot.entries.reject(record.headers, error, bundle_id=snapshot.index.bundle_id,
+                                                 topic=topic, partition=partition, offset=offset, now=now)
+        self._producer.produce(AUDIT_TOPIC, value, None, headers=headers)
         batch.quarantined[error.reason] += 1
         batch.audit_entries += 1
         self._rejected.inc()
@@ -337,7 +340,8 @@ class Router:
     def _publish_bundle(self) -> None:
         bundle = self._snapshot.index.bundle
         self._producer.begin()
-        self._producer.produce(BUNDLE_TOPIC, bundle.data, bundle.id.encode())
+        self._producer.produce(BUNDLE_TOPIC, bundle.data, bundle.id.encode(),
+                               headers=router_headers(BUNDLE_TYPE, self._clock(), "application/json"))
         self._producer.commit()
         self._log.info("policy bundle in force", bundle_id=bundle.id)
 

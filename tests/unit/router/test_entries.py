@@ -38,7 +38,11 @@ Place = tuple[str, int, int]
 
 def _entry(writer: EntryWriter, event: VerifiedEvent, decision: Decision, place: Place, now: datetime) -> bytes:
     topic, partition, offset = place
-    return writer.decision(event, decision, topic=topic, partition=partition, offset=offset, now=now)
+    value, headers = writer.decision(event, decision, topic=topic, partition=partition, offset=offset, now=now)
+    found = dict(headers)
+    assert found["ce_type"] == b"exchange.decision" and found["ce_source"] == b"exchange-router"
+    assert found["ce_id"] in value  # the entry's own decision id is its CloudEvents id
+    return value
 
 
 def _expected(catalogue: Catalogue, entry: bytes, event: VerifiedEvent, decision: Decision, place: Place,
