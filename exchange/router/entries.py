@@ -33,6 +33,8 @@ from exchange.schemas import Catalogue, RecordSchema, SchemaError
 __all__ = ["ROUTER_SOURCE", "EntryWriter", "Record", "router_headers"]
 
 ROUTER_SOURCE = "exchange-router"
+QUARANTINE_INLINE_LIMIT = 1536 * 1024
+"""The largest original a quarantine record copies (its topic allows 2 MiB records)."""
 Record = tuple[bytes, Headers]
 """A value to produce and its CloudEvents headers."""
 
@@ -223,12 +225,18 @@ class EntryWriter:
         """The quarantine record: the original, unchanged, with why it was refused."""
         self._clock(now)
         entry_id = uuid7(self._now_ms)
+        detail = str(error)[:2000]
+        size = len(key or b"") + len(value or b"") + sum(len(n) + len(v) for n, v in headers)
+        if size > QUARANTINE_INLINE_LIMIT:
+            # Too large to copy within the quarantine topic's record limit: it stays where it is, named by place.
+            detail = f"{detail[:1800]} (the original, {size} bytes, is kept only at its place of origin)"
+            key, value, headers = None, None, []
         record: dict[str, Any] = {
             "quarantine_id": entry_id,
             "quarantined_at": now,
             "quarantined_by": self.router_id,
             "reason_code": error.reason,
-            "detail": str(error)[:2000],
+            "detail": detail,
             "original_topic": topic,
             "original_partition": partition,
             "original_offset": offset,

@@ -23,6 +23,7 @@ from exchange.delivery.errors import SealError
 from exchange.envelope import (
     EnvelopeVerifier,
     InternalError,
+    OversizedRecordError,
     SchemaMismatchError,
     UntrustedTimestampError,
     VerificationError,
@@ -46,6 +47,8 @@ AUDIT_TOPIC = "audit.decisions"
 QUARANTINE_TOPIC = "exchange.quarantine"
 BUNDLE_TOPIC = "policy.bundles"
 INGRESS_PATTERN = r"^ingress\..*"
+OUTPUT_LIMIT = 900 * 1024
+"""The largest delivery the router produces: within Kafka's default 1 MiB record limit on every topic."""
 BUNDLE_TYPE = "exchange.policy-bundle"
 SEEN_TYPE = "exchange.router-seen"
 
@@ -239,6 +242,8 @@ class Router:
             admitted = event.attributes.id
             outputs, counts = self._decide(record, event, snapshot, now)
         except VerificationError as error:
+            if admitted is not None:
+                self._guard.release(scope, admitted)
             self._quarantine(record, error, snapshot, now, batch)
             return
         except Exception as exc:  # noqa: BLE001 - defence in depth: one record never stops the router
@@ -315,14 +320,22 @@ class Router:
                             error=str(exc))
             return decision._replace(outcome=Outcome.DENY, fields=(), withheld=decision.fields + decision.withheld,
                                      reasons=(*decision.reasons, f"UNDELIVERABLE:{exc.reason}"))
+        if len(sealed.value) + len(sealed.key) > OUTPUT_LIMIT:  # the broker would refuse it: fail the record now
+            raise OversizedRecordError(f"the delivery to {decision.recipient} would have {len(sealed.value)} bytes")
         outputs.append((sealed.topic, sealed.value, sealed.key, sealed.headers))
         return decision
 
     def _quarantine(self, record: ConsumedRecord, error: VerificationError, snapshot: Snapshot, now: datetime,
                     batch: _Batch) -> None:
         topic, partition, offset = record.topic, record.partition, record.offset
-        value, headers = snapshot.entries.quarantine(record.key, record.value, record.headers, error, topic=topic,
-                                                     partition=partition, offset=offset, now=now)
+        try:
+            value, headers = snapshot.entries.quarantine(record.key, record.value, record.headers, error,
+                                                         topic=topic, partition=partition, offset=offset, now=now)
+        except Exception:  # noqa: BLE001 - a record that cannot be copied is still quarantined, by its place
+            self._log.exception("the original cannot be copied into its quarantine record; its place is kept",
+                                topic=topic, partition=partition, offset=offset)
+            value, headers = snapshot.entries.quarantine(None, None, [], error, topic=topic, partition=partition,
+                                                         offset=offset, now=now)
         headers.append(("reason", error.reason.encode()))
         self._producer.produce(QUARANTINE_TOPIC, value, record.key, headers=headers)
         value, headers = snapshot.entries.reject(record.headers, error, bundle_id=snapshot.index.bundle_id,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from exchange.envelope import VerifiedEvent
+from exchange.envelope import BadKeyError, VerifiedEvent
 from exchange.policy import ConsentRef, Decision, Outcome
 from exchange.router.entries import EntryWriter
 from exchange.schemas import Catalogue, RecordValidationError
@@ -40,7 +40,8 @@ def _entry(writer: EntryWriter, event: VerifiedEvent, decision: Decision, place:
     topic, partition, offset = place
     value, headers = writer.decision(event, decision, topic=topic, partition=partition, offset=offset, now=now)
     found = dict(headers)
-    assert found["ce_type"] == b"exchange.decision" and found["ce_source"] == b"exchange-router"
+    assert found["ce_type"] == b"exchange.decision"
+    assert found["ce_source"] == b"exchange-router"
     assert found["ce_id"] in value  # the entry's own decision id is its CloudEvents id
     return value
 
@@ -117,3 +118,22 @@ def test_a_bad_value_is_reported_as_before(catalogue: Catalogue, events: list[Ve
         _entry(writer, event, good._replace(recipient=7), place, T0)  # type: ignore[arg-type]  # a bad value on purpose
     with pytest.raises(RecordValidationError, match="fields_released"):
         _entry(writer, event, good._replace(fields=["tax_year", 3]), place, T0)  # type: ignore[arg-type]  # unhashable and bad
+
+
+def test_a_quarantine_record_copies_the_original_or_names_its_place(catalogue: Catalogue) -> None:
+    """The original is copied whole, with CloudEvents headers of the quarantine record itself; one too large
+    for the quarantine topic is named by its place and size instead, so producing it can never fail."""
+    writer = _writer(catalogue)
+    error = BadKeyError("the key has 70000 bytes")
+    small, headers = writer.quarantine(b"k", b"value", [("ce_id", b"x")], error, topic="ingress.t", partition=2,
+                                       offset=9, now=T0)
+    _, record = catalogue.decode(small)
+    assert (record["original_value"], record["original_key"], record["reason_code"]) == (b"value", b"k", "BAD_KEY")
+    assert dict(headers)["ce_type"] == b"exchange.quarantine"
+    large, _ = writer.quarantine(b"k", bytes(2 * 1024 * 1024), [], error, topic="ingress.t", partition=2, offset=10,
+                                 now=T0)
+    _, record = catalogue.decode(large)
+    assert record["original_value"] is None
+    assert "kept only at its place of origin" in record["detail"]
+    assert (record["original_topic"], record["original_partition"], record["original_offset"]) == ("ingress.t", 2, 10)
+    assert len(large) < 4096
