@@ -2,8 +2,11 @@
 
 A department consumes ``delivery.<its id>`` with its encryption key; every record is opened by a
 :class:`~exchange.delivery.DeliveryOpener` (decrypted, the router's data-key signature and the publisher's
-signature over the minimised record verified). A record that fails any check is never handed over: it goes to
-``on_error(record, error)`` (default: log it and count it in :attr:`Subscriber.rejected`) and is skipped.
+signature over the minimised record verified). A record that fails any check is never handed over: it is counted
+in :attr:`Subscriber.rejected`, goes to ``on_error(record, error)`` (default: log it) and is skipped. No record
+can stop the stream: ``error`` is always an :class:`~exchange.delivery.OpenError`, and should opening raise
+anything else (a bug), the Subscriber reports it as an :class:`~exchange.delivery.InternalOpenError` (reason
+``INTERNAL``) for that record and goes on with the next.
 
 Offsets are committed only when the caller says so (:meth:`Subscriber.commit`, or automatically by
 :meth:`Subscriber.iterate` once the caller has asked for the record after a batch), so delivery is at-least-once:
@@ -22,7 +25,7 @@ from typing import Any, Protocol
 
 from exchange.context import Context
 from exchange.crypto.keys import EncryptionKey
-from exchange.delivery import DeliveryOpener, OpenError, ReceivedDelivery, delivery_topic
+from exchange.delivery import DeliveryOpener, InternalOpenError, OpenError, ReceivedDelivery, delivery_topic
 from exchange.kafka import ConsumedRecord, Consumer
 from exchange.log import get_logger
 from exchange.registry import Keystore, Registry
@@ -33,6 +36,9 @@ __all__ = ["ErrorHandler", "RecordSource", "Subscriber"]
 
 ErrorHandler = Callable[[ConsumedRecord, OpenError], None]
 """Called with each record that does not open, and why; it is skipped afterwards."""
+
+_SHOWN = 64
+"""How many characters of a hostile record's ``ce_id`` a log line shows."""
 
 
 class RecordSource(Protocol):
@@ -86,24 +92,37 @@ class Subscriber:
     def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[ReceivedDelivery]:
         """Up to ``max_records`` verified deliveries (maybe none within ``timeout`` seconds).
 
-        Records that fail a check go to ``on_error`` and are skipped. Their offsets, and those of the deliveries
-        returned, are committed by the next :meth:`commit`. If ``on_error`` raises, the exception propagates and
-        nothing of this batch is marked for commit (close the subscriber; a new one resumes after the last commit).
+        Records that fail a check are counted, go to ``on_error`` and are skipped; the others are returned in
+        order. Their offsets, and those of the deliveries returned, are committed by the next :meth:`commit`. If
+        ``on_error`` raises, the exception propagates and nothing of this batch is marked for commit (close the
+        subscriber; a new one resumes after the last commit).
         """
         records = self._consumer().poll_batch(max_records, timeout)
         out: list[ReceivedDelivery] = []
         offsets: dict[tuple[str, int], int] = {}
         for record in records:
-            try:
-                out.append(self.opener.open(record.key, record.value, record.headers, record.topic,
-                                            timestamp_ms=record.timestamp_ms))
-            except OpenError as exc:
-                self.rejected[exc.reason] += 1
-                self._on_error(record, exc)
+            error = self._open(record, out)
+            if error is not None:
+                self.rejected[error.reason] += 1
+                self._on_error(record, error)
             offsets[(record.topic, record.partition)] = record.offset + 1
         self._pending.update(offsets)
         self.received += len(out)
         return out
+
+    def _open(self, record: ConsumedRecord, out: list[ReceivedDelivery]) -> OpenError | None:
+        """Open ``record`` into ``out``; why not, if it does not open (never an exception)."""
+        try:
+            out.append(self.opener.open(record.key, record.value, record.headers, record.topic,
+                                        timestamp_ms=record.timestamp_ms))
+        except OpenError as exc:
+            return exc
+        except Exception as exc:  # noqa: BLE001 - a bug in opening one record must not end the stream: it is reported
+            kind = type(exc).__name__
+            error = InternalOpenError(f"opening the record raised {kind}: {_describe(exc)}", kind)
+            error.__cause__ = exc
+            return error
+        return None
 
     def commit(self) -> None:
         """Commit the offsets of everything :meth:`poll` returned or skipped so far (call after processing)."""
@@ -139,11 +158,19 @@ class Subscriber:
         return self._source
 
     def _log_error(self, record: ConsumedRecord, error: OpenError) -> None:
-        ce_id = dict(record.headers).get("ce_id", b"").decode(errors="replace")
-        get_logger("exchange.subscriber", recipient=self.recipient).warning(
-            "delivery rejected", reason=error.reason, detail=str(error), ce_id=ce_id, topic=record.topic,
-            partition=record.partition, offset=record.offset)
+        ce_id = next((v for n, v in record.headers if n == "ce_id"), b"")[:_SHOWN].decode(errors="replace")
+        log = get_logger("exchange.subscriber", recipient=self.recipient)
+        report = log.error if isinstance(error, InternalOpenError) else log.warning
+        report("delivery rejected", reason=error.reason, detail=str(error)[:500], ce_id=ce_id, topic=record.topic,
+               partition=record.partition, offset=record.offset)
 
     def __repr__(self) -> str:
         return f"Subscriber(recipient={self.recipient!r}, topic={self.topic!r}, group_id={self.group_id!r})"
 
+
+def _describe(exc: BaseException) -> str:
+    """The start of ``exc``'s message, even if its ``__str__`` fails."""
+    try:
+        return str(exc)[:200]
+    except Exception:  # noqa: BLE001 - only a description: an exception that cannot say what it is gets none
+        return "(no description)"

@@ -13,7 +13,8 @@ A recipient keeps one :class:`DeliveryOpener` (or uses :class:`exchange.subscrib
 Only the permitted fields are disclosed; the recipient still verifies the publisher's signature over them
 (:mod:`~exchange.delivery.disclosure`). Data keys are AES-256-GCM, wrapped for the recipient's X25519 key and
 signed by ``exchange-router`` once per rotation (:mod:`~exchange.delivery.datakeys`); the wire layout is in
-:mod:`~exchange.delivery.wire`. Anything that does not verify raises an :class:`OpenError` with a reason code.
+:mod:`~exchange.delivery.wire`, with the bounds both sides enforce. Anything that does not verify raises an
+:class:`OpenError` with a reason code, and nothing else; what cannot be sealed raises a :class:`SealError`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from exchange.delivery.errors import (
     DecryptFailedError,
     DeliveryError,
     HeaderMismatchError,
+    InternalOpenError,
     MalformedDeliveryError,
     NotPermittedError,
     OpenError,
@@ -35,6 +37,7 @@ from exchange.delivery.errors import (
     RecipientKeyError,
     RouterKeyRejectedError,
     SealError,
+    UnencodableError,
     UnknownDeliverySchemaError,
     UnknownRouterKeyError,
     WrongRecipientError,
@@ -58,6 +61,7 @@ __all__ = [
     "Disclosed",
     "Disclosure",
     "HeaderMismatchError",
+    "InternalOpenError",
     "MalformedDeliveryError",
     "Minimiser",
     "NotPermittedError",
@@ -72,6 +76,7 @@ __all__ = [
     "RouterKeyRejectedError",
     "SealError",
     "SealedDelivery",
+    "UnencodableError",
     "UnknownDeliverySchemaError",
     "UnknownRouterKeyError",
     "Withheld",

@@ -120,12 +120,13 @@ class DataKeyWrap:
         if not (_HEX32.fullmatch(key_id) and _SLUG.fullmatch(recipient) and _HEX8.fullmatch(recipient_key_id)):
             raise BadDataKeyError("the data-key note's key id, recipient or recipient key id is not well-formed")
         try:
-            moment = parse_time(created)
+            canonical = format_time(parse_time(created))
             ephemeral = b64decode_strict(lines[5])
             wrapped = b64decode_strict(lines[6])
-        except ValueError as exc:  # binascii.Error is a ValueError
+        # binascii.Error is a ValueError; OverflowError: a time whose UTC form is outside the years 1 to 9999
+        except (ValueError, OverflowError) as exc:
             raise BadDataKeyError(f"the data-key note's time or keys are not well-formed: {exc}") from exc
-        if format_time(moment) != created:
+        if canonical != created:
             raise BadDataKeyError(f"the data-key note's time {created!r} is not in canonical form")
         if len(ephemeral) != _X25519_SIZE or len(wrapped) != _WRAPPED_SIZE:
             raise BadDataKeyError("the data-key note's ephemeral key or wrapped key has the wrong size")

@@ -24,7 +24,9 @@ Wire format, version 1 (integers big-endian; ``str`` is a u16 length and UTF-8, 
             0x01 ‖ salt (16 bytes) ‖ u32 length ‖ the value's Avro bytes  disclosed
 
 Names are not repeated: the schema named by ``ce_dataschema`` gives them by position. The encoding of a
-disclosure is unique, and decoding refuses anything that is not exactly one disclosure.
+disclosure is unique, and decoding refuses anything that is not exactly one disclosure. Encoding a part that does
+not fit its length prefix or field (a string over 65 535 bytes, a version outside u32) raises
+:class:`~exchange.delivery.errors.UnencodableError`.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import NamedTuple
 
-from exchange.delivery.errors import BadDisclosureError
+from exchange.delivery.errors import BadDisclosureError, UnencodableError
 from exchange.envelope.attributes import EventAttributes
 from exchange.envelope.commitments import KEY_FIELD, SALT_SIZE, commit
 
@@ -64,6 +66,8 @@ _PSEUDONYMISED = 0x01
 _WITHHELD, _DISCLOSED = 0, 1
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
+_U16_MAX = 0xFFFF
+_U32_MAX = 0xFFFF_FFFF
 _VERSION_BYTE = bytes((DISCLOSURE_VERSION,))
 _DISCLOSED_PREFIX = struct.Struct(f">B{SALT_SIZE}sI")
 
@@ -126,12 +130,17 @@ def _commitment(name: str, entry: Entry) -> bytes:
 
 # -- encoding: small pieces, so the sealer can cache the per-event ones and join them per delivery ---------------
 
-def _str(text: str) -> bytes:
-    raw = text.encode()
-    return _U16.pack(len(raw)) + raw
+def _str(text: str, what: str) -> bytes:
+    try:
+        raw = text.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate
+        raise UnencodableError(f"{what} is not encodable as UTF-8") from exc
+    return _blob(raw, what)
 
 
-def _blob(raw: bytes) -> bytes:
+def _blob(raw: bytes, what: str) -> bytes:
+    if len(raw) > _U16_MAX:
+        raise UnencodableError(f"{what} has {len(raw)} bytes; its u16 length prefix allows at most {_U16_MAX}")
     return _U16.pack(len(raw)) + raw
 
 
@@ -141,7 +150,10 @@ WITHHELD_TAG = b"\x00"
 
 def disclosed_prefixes(salts: Sequence[bytes], values: Sequence[bytes]) -> list[bytes]:
     """What precedes each disclosed value: its tag, salt and length (one C-level pack per value)."""
-    return list(map(_DISCLOSED_PREFIX.pack, repeat(_DISCLOSED), salts, map(len, values)))
+    try:
+        return list(map(_DISCLOSED_PREFIX.pack, repeat(_DISCLOSED), salts, map(len, values)))
+    except struct.error as exc:  # a value of 4 GiB or more, or a salt that is not bytes
+        raise UnencodableError(f"a disclosed value does not fit its entry: {exc}") from exc
 
 
 NO_SUBJECT = b"\x00\x00\x00"
@@ -152,22 +164,31 @@ def encode_subject(subject_pseudonym: str | None) -> bytes:
     """The flags and the subject pseudonym (per delivery)."""
     if subject_pseudonym is None:
         return NO_SUBJECT
-    return bytes((_PSEUDONYMISED,)) + _str(subject_pseudonym)
+    return bytes((_PSEUDONYMISED,)) + _str(subject_pseudonym, "the subject pseudonym")
 
 
 def encode_agreement(agreement_id: str, agreement_version: int, purpose: str) -> bytes:
     """The agreement block (per decision)."""
-    return _str(agreement_id) + _U32.pack(agreement_version) + _str(purpose)
+    if not 0 <= agreement_version <= _U32_MAX:
+        raise UnencodableError(f"agreement version {agreement_version} is outside 0 to {_U32_MAX}")
+    return _str(agreement_id, "the agreement id") + _U32.pack(agreement_version) + _str(purpose, "the purpose")
 
 
 def encode_note(note: str) -> bytes:
     """The batch note block (per batch)."""
-    return _blob(note.encode())
+    return _str(note, "the batch note")
 
 
 def encode_event_head(attributes: EventAttributes, note_block: bytes, proof: bytes, count: int) -> bytes:
     """The attributes, batch note (as :func:`encode_note` gives it), proof and entry count (per event)."""
-    return b"".join((_blob(attributes.signing_bytes()), note_block, _blob(proof), _U16.pack(count)))
+    if not 1 <= count <= _U16_MAX:
+        raise UnencodableError(f"a disclosure holds 1 to {_U16_MAX} entries, not {count}")
+    try:
+        signed = attributes.signing_bytes()
+    except UnicodeEncodeError as exc:
+        raise UnencodableError("the event's attributes are not encodable as UTF-8") from exc
+    return b"".join((_blob(signed, "the attributes"), note_block, _blob(proof, "the inclusion proof"),
+                     _U16.pack(count)))
 
 
 def assemble(subject: bytes, agreement: bytes, event_head: bytes, pieces: Sequence[bytes]) -> bytes:

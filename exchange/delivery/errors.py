@@ -8,7 +8,9 @@ data::
     └── DeliveryError                          .reason
         ├── SealError                          SEAL_FAILED          the router cannot seal this delivery
         │   ├── NotPermittedError              NOT_PERMITTED        the decision is not a PERMIT
-        │   └── RecipientKeyError              RECIPIENT_KEY        no encryption key of the recipient is valid now
+        │   ├── RecipientKeyError              RECIPIENT_KEY        no encryption key of the recipient is valid now
+        │   └── UnencodableError               UNENCODABLE          a part does not fit the wire format or exceeds
+        │                                                           what recipients accept (see delivery.wire)
         └── OpenError                          NOT_OPENED           the recipient refuses the delivery
             ├── MalformedDeliveryError         MALFORMED_DELIVERY   no key/value, a header missing, repeated, unknown
             ├── BadDataKeyError                BAD_DATA_KEY         ce_exdatakey is not a well-formed, verified wrap
@@ -26,7 +28,9 @@ data::
             ├── PublisherSignatureError        PUBLISHER_SIGNATURE  the minimised record is not what the publisher
             │                                                       signed (commitments, proof or batch note)
             ├── PublisherKeyError              PUBLISHER_KEY        the publisher's key was not valid at ce_time
-            └── PublisherNotAuthoritativeError NOT_AUTHORITATIVE    ce_source may not publish ce_type
+            ├── PublisherNotAuthoritativeError NOT_AUTHORITATIVE    ce_source may not publish ce_type
+            └── InternalOpenError              INTERNAL             opening raised something unexpected (a bug):
+                                                                    the Subscriber reports it like any refusal
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ __all__ = [
     "DecryptFailedError",
     "DeliveryError",
     "HeaderMismatchError",
+    "InternalOpenError",
     "MalformedDeliveryError",
     "NotPermittedError",
     "OpenError",
@@ -50,6 +55,7 @@ __all__ = [
     "RecipientKeyError",
     "RouterKeyRejectedError",
     "SealError",
+    "UnencodableError",
     "UnknownDeliverySchemaError",
     "UnknownRouterKeyError",
     "WrongRecipientError",
@@ -78,6 +84,13 @@ class RecipientKeyError(SealError):
     """The recipient has no encryption key, or none valid now: nothing can be encrypted for it."""
 
     reason = "RECIPIENT_KEY"
+
+
+class UnencodableError(SealError):
+    """A part of the delivery does not fit its place on the wire: longer than its length prefix or than the
+    bound a recipient accepts (:mod:`exchange.delivery.wire`), or a number outside its field's range."""
+
+    reason = "UNENCODABLE"
 
 
 class OpenError(DeliveryError):
@@ -132,3 +145,17 @@ class PublisherKeyError(OpenError):
 
 class PublisherNotAuthoritativeError(OpenError):
     reason = "NOT_AUTHORITATIVE"
+
+
+class InternalOpenError(OpenError):
+    """Opening a record raised something that is not an :class:`OpenError` (a bug, never a verdict on the data).
+
+    The :class:`~exchange.subscriber.Subscriber` wraps such an exception in this error (the original is its
+    ``__cause__``, its class name in :attr:`exception_type`) so that one record cannot stop the stream.
+    """
+
+    reason = "INTERNAL"
+
+    def __init__(self, message: str, exception_type: str = "") -> None:
+        super().__init__(message)
+        self.exception_type = exception_type

@@ -1,5 +1,11 @@
 """Opening a delivery (recipient side): every check, in order, or a typed error — never unverified data.
 
+Whatever a record holds, :meth:`DeliveryOpener.open` returns a verified delivery or raises an
+:class:`~exchange.delivery.errors.OpenError` subclass, nothing else.
+
+0. Bounds, before any work: the key, the value, the topic, the number of headers and each header's value are
+   within the limits of :mod:`exchange.delivery.wire` (:data:`~exchange.delivery.wire.HEADER_LIMITS` and the
+   ``MAX_*`` constants).
 1. Headers: exactly the delivery headers (plus ``traceparent``/``tracestate``), none twice; key and value present.
 2. Data key: the ``ce_exdatakey`` note is signed by a key of ``exchange-router`` valid at its ``created`` time,
    is wrapped for this recipient's key, unwraps, and is not older than the record allows. Verified and unwrapped
@@ -35,7 +41,13 @@ from exchange.delivery.wire import (
     H_AGREEMENT,
     H_DATAKEY,
     H_PURPOSE,
+    HEADER_LIMITS,
+    MAX_HEADERS,
+    MAX_KEY_SIZE,
+    MAX_TOPIC_SIZE,
+    MAX_VALUE_SIZE,
     NONCE_SIZE,
+    TAG_SIZE,
     VALUE_VERSION,
     agreement_header,
     delivery_aad,
@@ -63,8 +75,9 @@ from exchange.schemas.errors import SchemaError
 
 __all__ = ["DeliveryOpener", "Provenance", "ReceivedDelivery"]
 
-_KNOWN = frozenset(DELIVERY_HEADERS) | {"traceparent", "tracestate"}
-_TAG_SIZE = 16
+_KNOWN = frozenset(HEADER_LIMITS)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 _CHECKED = ((H_ID, "id"), (H_SOURCE, "source"), (H_TYPE, "type"), (H_TIME, "time"))
 
 
@@ -147,16 +160,21 @@ class DeliveryOpener:
 
     def open(self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]], topic: str, *,
              timestamp_ms: int = 0) -> ReceivedDelivery:
-        """The verified delivery, or an :class:`~exchange.delivery.errors.OpenError` naming the failed check."""
+        """The verified delivery, or an :class:`~exchange.delivery.errors.OpenError` naming the failed check.
+
+        ``timestamp_ms`` is the record's broker timestamp; 0 or less means none (the data key's age is then not
+        checked). Any integer is accepted: one beyond what a datetime holds is simply far from the data key.
+        """
         if key is None or value is None:
             raise e.MalformedDeliveryError("the delivery has no key or no value")
+        topic_bytes = _bounded(key, value, topic)
         h = _headers(headers)
         if h[H_SPECVERSION] != SPECVERSION.encode() or h[H_CONTENT_TYPE] != CONTENT_TYPE.encode():
             raise e.MalformedDeliveryError(f"ce_specversion must be {SPECVERSION} and content-type {CONTENT_TYPE}")
         data_key = self._data_key(h[H_DATAKEY])
         if timestamp_ms > 0:
             self._check_age(data_key, timestamp_ms)
-        d = self._decrypt(data_key, topic, key, value, h)
+        d = self._decrypt(data_key, topic_bytes, key, value, h)
         _check_headers(d, h)
         schema = self._schema(d.attributes)
         _check_key(d, schema, key)
@@ -191,17 +209,19 @@ class DeliveryOpener:
         return opened
 
     def _check_age(self, data_key: OpenedDataKey, timestamp_ms: int) -> None:
-        appended = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
-        created = data_key.wrap.created_at
-        if created - appended > self.max_skew or appended - created > self.max_data_key_age:
+        # In integer milliseconds (both times have millisecond precision): any timestamp compares, even one past
+        # the year 9999 that no datetime can hold.
+        created_ms = (data_key.wrap.created_at - _EPOCH) // _MILLISECOND
+        if (created_ms - timestamp_ms > self.max_skew // _MILLISECOND
+                or timestamp_ms - created_ms > self.max_data_key_age // _MILLISECOND):
             raise e.BadDataKeyError(f"data key {data_key.wrap.key_id} was made at {data_key.wrap.created}, too far "
-                                    f"from the record's time {appended.isoformat()}")
+                                    f"from the record's time {_show_time(timestamp_ms)}")
 
     @staticmethod
-    def _decrypt(data_key: OpenedDataKey, topic: str, key: bytes, value: bytes, h: dict[str, bytes]) -> Disclosure:
-        if len(value) < 1 + NONCE_SIZE + _TAG_SIZE or value[:1] != VALUE_VERSION:
+    def _decrypt(data_key: OpenedDataKey, topic: bytes, key: bytes, value: bytes, h: dict[str, bytes]) -> Disclosure:
+        if len(value) < 1 + NONCE_SIZE + TAG_SIZE or value[:1] != VALUE_VERSION:
             raise e.MalformedDeliveryError("the value is not a version-1 sealed delivery")
-        aad = delivery_aad(topic.encode(), key, h[H_ID], h[H_AGREEMENT], data_key.wrap.key_id.encode())
+        aad = delivery_aad(topic, key, h[H_ID], h[H_AGREEMENT], data_key.wrap.key_id.encode())
         try:
             plaintext = data_key.aead.decrypt(value[1:1 + NONCE_SIZE], value[1 + NONCE_SIZE:], aad)
         except InvalidTag as exc:
@@ -226,8 +246,10 @@ class DeliveryOpener:
         a = d.attributes
         try:
             moment = parse_time(a.time)
-        except ValueError as exc:
-            raise e.BadDisclosureError(f"ce_time {a.time!r} is not an RFC 3339 time") from exc
+            moment.astimezone(UTC)  # within the years 1 to 9999 in UTC too, as the registry's key checks need
+        except (ValueError, OverflowError) as exc:
+            raise e.BadDisclosureError(f"ce_time {a.time!r} is not an RFC 3339 time within the years 1 to "
+                                       f"9999") from exc
         try:
             self.registry.require_authoritative(a.source, a.type)
         except NotAuthoritativeError as exc:
@@ -270,8 +292,41 @@ def _note_error(exc: VerificationError, source: str) -> e.OpenError:
     return e.PublisherSignatureError(f"the batch note cannot be opened: {detail}")
 
 
+def _bounded(key: bytes, value: bytes, topic: str) -> bytes:
+    """Check the key's, the value's and the topic's length; the topic's bytes."""
+    if len(key) > MAX_KEY_SIZE:
+        raise e.MalformedDeliveryError(f"the key has {len(key)} bytes; at most {MAX_KEY_SIZE} are allowed")
+    if len(value) > MAX_VALUE_SIZE:
+        raise e.MalformedDeliveryError(f"the value has {len(value)} bytes; at most {MAX_VALUE_SIZE} are allowed")
+    try:
+        topic_bytes = topic.encode()
+    except UnicodeEncodeError as exc:
+        raise e.MalformedDeliveryError("the topic name is not encodable as UTF-8") from exc
+    if len(topic_bytes) > MAX_TOPIC_SIZE:
+        raise e.MalformedDeliveryError(f"the topic name has {len(topic_bytes)} bytes; at most {MAX_TOPIC_SIZE} are "
+                                       f"allowed")
+    return topic_bytes
+
+
 def _headers(raw: Sequence[tuple[str, bytes]]) -> dict[str, bytes]:
+    """The headers by name: few enough, each known, within its length bound, present once (none missing)."""
+    if len(raw) > MAX_HEADERS:
+        raise e.MalformedDeliveryError(f"the record has {len(raw)} headers; a delivery has at most {MAX_HEADERS}")
+    for name, value in raw:
+        limit = HEADER_LIMITS.get(name)
+        if limit is None:
+            raise e.MalformedDeliveryError(f"unexpected header {name[:64]!r}")
+        if len(value) > limit:
+            raise e.MalformedDeliveryError(f"header {name} has {len(value)} bytes; at most {limit} are allowed")
     return parse_headers(raw, DELIVERY_HEADERS, _KNOWN, e.MalformedDeliveryError)
+
+
+def _show_time(timestamp_ms: int) -> str:
+    """A broker timestamp as RFC 3339 when a datetime can hold it, else as milliseconds since the epoch."""
+    try:
+        return (_EPOCH + timestamp_ms * _MILLISECOND).isoformat()
+    except OverflowError:
+        return f"{timestamp_ms} ms after the epoch"
 
 
 def _check_headers(d: Disclosure, h: dict[str, bytes]) -> None:

@@ -5,6 +5,10 @@ the Kafka record to produce and never talks to Kafka. Work is done as rarely as 
 field encodings and headers (shared by the event's deliveries), per decision the field selection, agreement
 block and headers, per data key its wrap and its one signature by ``exchange-router``
 (see :mod:`exchange.delivery.datakeys`).
+
+Nothing is sealed that a recipient would refuse for its size: a key, header or value over its bound in
+:mod:`exchange.delivery.wire` (or a part too long for its length prefix) raises
+:class:`~exchange.delivery.errors.UnencodableError`, and the sealer stays usable for the next delivery.
 """
 
 from __future__ import annotations
@@ -15,11 +19,18 @@ from typing import NamedTuple
 
 from exchange.crypto.note import NoteSigner
 from exchange.delivery.datakeys import DataKey, DataKeys
+from exchange.delivery.errors import UnencodableError
 from exchange.delivery.minimise import Minimiser, Plan
 from exchange.delivery.wire import (
     CONTENT_TYPE,
     H_AGREEMENT,
     H_PURPOSE,
+    HEADER_LIMITS,
+    MAX_KEY_SIZE,
+    MAX_TOPIC_SIZE,
+    MAX_VALUE_SIZE,
+    NONCE_SIZE,
+    TAG_SIZE,
     aad_part,
     aad_prefix,
     agreement_header,
@@ -38,6 +49,28 @@ Header = tuple[str, bytes]
 _CACHE_LIMIT = 4096
 _SPECVERSION = (H_SPECVERSION, SPECVERSION.encode())
 _CONTENT_TYPE = (H_CONTENT_TYPE, CONTENT_TYPE.encode())
+_MAX_PLAINTEXT = MAX_VALUE_SIZE - 1 - NONCE_SIZE - TAG_SIZE
+
+
+def _encoded(text: str, what: str, limit: int) -> bytes:
+    """``text`` as UTF-8, within ``limit`` bytes; :class:`UnencodableError` otherwise."""
+    try:
+        raw = text.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate
+        raise UnencodableError(f"{what} is not encodable as UTF-8") from exc
+    if len(raw) > limit:
+        raise UnencodableError(f"{what} has {len(raw)} bytes; recipients accept at most {limit}")
+    return raw
+
+
+def _header(name: str, text: str) -> Header:
+    return name, _encoded(text, f"header {name}", HEADER_LIMITS[name])
+
+
+def _checked_key(key: bytes, what: str) -> bytes:
+    if len(key) > MAX_KEY_SIZE:
+        raise UnencodableError(f"{what} has {len(key)} bytes; recipients accept at most {MAX_KEY_SIZE}")
+    return aad_part(key, what)
 
 
 class SealedDelivery(NamedTuple):
@@ -62,9 +95,10 @@ class _Route:
         self.decision = decision
         self.recipient = decision.recipient
         self.topic = decision.topic
-        self.topic_bytes = decision.topic.encode()
-        self.agreement = agreement_header(decision.agreement_id, decision.agreement_version).encode()
-        self.headers = ((H_AGREEMENT, self.agreement), (H_PURPOSE, decision.purpose.encode()))
+        self.topic_bytes = _encoded(decision.topic, "the topic", MAX_TOPIC_SIZE)
+        agreement = _header(H_AGREEMENT, agreement_header(decision.agreement_id, decision.agreement_version))
+        self.agreement = agreement[1]
+        self.headers = (agreement, _header(H_PURPOSE, decision.purpose))
         self.plans: dict[RecordSchema, Plan] = {}
         self.data_key: DataKey | None = None
         self.aad = b""
@@ -77,8 +111,8 @@ class _Route:
 
     def aad_for(self, data_key: DataKey) -> bytes:
         if data_key is not self.data_key:
-            self.data_key = data_key
             self.aad = aad_prefix(self.topic_bytes, self.agreement, data_key.key_id.encode())
+            self.data_key = data_key
         return self.aad
 
 
@@ -119,28 +153,40 @@ class DeliverySealer:
     def seal(self, event: VerifiedEvent, decision: Decision) -> SealedDelivery:
         """The encrypted, minimised delivery of ``event`` under ``decision`` (a PERMIT).
 
-        Raises :class:`~exchange.delivery.errors.NotPermittedError` for a DENY and
-        :class:`~exchange.delivery.errors.RecipientKeyError` when the recipient has no encryption key valid now.
+        Raises :class:`~exchange.delivery.errors.NotPermittedError` for a DENY,
+        :class:`~exchange.delivery.errors.RecipientKeyError` when the recipient has no encryption key valid now and
+        :class:`~exchange.delivery.errors.UnencodableError` when a part is too long to deliver (see the module
+        docstring). Each is a :class:`~exchange.delivery.errors.SealError` (an input too long is never a struct.error).
         """
         cached = self._routes.get(id(decision))
         route = cached[1] if cached is not None and cached[0] is decision else self._route(decision)
         plaintext, pseudonym = self._minimiser.disclose(event, route.plan(event.schema))
+        if len(plaintext) > _MAX_PLAINTEXT:
+            raise UnencodableError(f"event {event.attributes.id[:40]}: the sealed value would have more than "
+                                   f"{MAX_VALUE_SIZE} bytes")
         if event is not self._event:
-            a = event.attributes
-            self._event = event
-            self._event_key_aad = aad_part(event.key)
-            self._event_id_aad = aad_part(a.id.encode())
-            self._event_headers = (_SPECVERSION, (H_ID, a.id.encode()), (H_SOURCE, a.source.encode()),
-                                   (H_TYPE, a.type.encode()), (H_TIME, a.time.encode()), _CONTENT_TYPE)
+            self._remember(event)  # checks the event's parts first: a refused event leaves nothing behind
         data_key = self._data_keys.current(route.recipient)
         if pseudonym is None:
             key, key_aad = event.key, self._event_key_aad
         else:
             key = pseudonym.encode()
-            key_aad = aad_part(key)
+            key_aad = _checked_key(key, "the recipient pseudonym")
         aad = b"".join((route.aad_for(data_key), key_aad, self._event_id_aad))
         return SealedDelivery(route.topic, key, data_key.encrypt(plaintext, aad),
                               [*self._event_headers, *route.headers, data_key.header_pair])
+
+    def _remember(self, event: VerifiedEvent) -> None:
+        """Encode (and bound) what all deliveries of ``event`` share; only then make it the current event."""
+        a = event.attributes
+        key_aad = _checked_key(event.key, "the key")
+        id_header = _header(H_ID, a.id)
+        headers = (_SPECVERSION, id_header, _header(H_SOURCE, a.source), _header(H_TYPE, a.type),
+                   _header(H_TIME, a.time), _CONTENT_TYPE)
+        self._event_key_aad = key_aad
+        self._event_id_aad = aad_part(id_header[1], "ce_id")
+        self._event_headers = headers
+        self._event = event
 
     def _route(self, decision: Decision) -> _Route:
         # Decisions made per event (consent-based ones) are new objects with the same content: share their route.

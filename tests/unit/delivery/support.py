@@ -1,5 +1,6 @@
 """Test support for deliveries: a registry with fresh signing and encryption keys, signed and verified events,
-PERMIT decisions, and a signer that counts its signatures. Shared with tests/integration/test_subscriber.py."""
+PERMIT decisions, a signer that counts its signatures, and resealing under a delivery's own data key (what a
+compromised router could do). Shared with tests/integration/test_subscriber*.py."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from typing import Any
 import yaml
 
 from exchange.crypto.keys import EncryptionKey, Signer
+from exchange.delivery import SealedDelivery
+from exchange.delivery.datakeys import open_data_key
+from exchange.delivery.wire import delivery_aad
 from exchange.envelope import EnvelopeVerifier, Pseudonymiser, VerifiedEvent, prepare, seal_events
 from exchange.kafka import ConsumedRecord
 from exchange.policy import Decision, Outcome
@@ -19,7 +23,7 @@ from exchange.schemas import Catalogue
 from exchange.schemas.samples import sample_record
 from tests.keys import T0, identity_signers, shipped_registry_document
 
-__all__ = ["PSEUDO", "SOURCES", "T0", "CountingSigner", "Keys", "permit", "signed_events"]
+__all__ = ["PSEUDO", "SOURCES", "T0", "CountingSigner", "Keys", "permit", "reseal", "signed_events"]
 
 PSEUDO = Pseudonymiser(b"test-secret-of-the-exchange-0001")
 SOURCES = {
@@ -107,3 +111,15 @@ class CountingSigner:
     def sign(self, message: bytes) -> bytes:
         self.calls += 1
         return self._signer.sign(message)
+
+
+def reseal(d: SealedDelivery, plaintext: bytes, registry: Registry, encryption_key: EncryptionKey,
+           headers: list[tuple[str, bytes]] | None = None) -> SealedDelivery:
+    """``plaintext`` encrypted under ``d``'s own data key, for ``headers`` (default ``d``'s): it passes the
+    AES-GCM tag, so whatever the recipient refuses then, it refuses for the plaintext."""
+    headers = list(d.headers) if headers is None else headers
+    h = dict(headers)
+    data_key = open_data_key(h["ce_exdatakey"], registry, encryption_key)
+    nonce = b"\xfe" * 12
+    aad = delivery_aad(d.topic.encode(), d.key, h["ce_id"], h["ce_exagreement"], data_key.wrap.key_id.encode())
+    return SealedDelivery(d.topic, d.key, b"\x01" + nonce + data_key.aead.encrypt(nonce, plaintext, aad), headers)

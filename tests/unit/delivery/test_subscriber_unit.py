@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
-from exchange.delivery import DeliveryOpener, DeliverySealer, OpenError
+from exchange.delivery import DeliveryOpener, DeliverySealer, InternalOpenError, OpenError, ReceivedDelivery
 from exchange.kafka import ConsumedRecord
 from exchange.registry import Keystore, Registry
 from exchange.schemas import Catalogue
@@ -147,3 +150,94 @@ def test_subscriber_reads_its_key_from_a_keystore(tmp_path: Path, registry: Regi
     sub = Subscriber("municipal-services", keystore=keystore, registry=registry, catalogue=catalogue,
                      source=MemorySource([]))
     assert keystore.encryption_private_key("municipal-services").key_id in repr(sub.opener)
+
+
+# -- hostile records: each is reported with its typed reason, and the stream goes on --------------------------
+
+def _hostile(good: ConsumedRecord) -> dict[str, tuple[ConsumedRecord, str]]:
+    """Records an attacker with write access to the topic could produce, each with the reason it must get."""
+    def variant(**changes: object) -> ConsumedRecord:
+        return dataclasses.replace(good, **changes)  # type: ignore[arg-type]  # test-only: fields by name
+
+    def header(name: str, raw: bytes) -> list[tuple[str, bytes]]:
+        return [(n, raw if n == name else v) for n, v in good.headers]
+
+    assert good.value is not None
+    return {
+        "ce_id of 70 KiB": (variant(headers=header("ce_id", b"i" * 70_000)), "MALFORMED_DELIVERY"),
+        "key of 70 KiB": (variant(key=b"k" * 70_000), "MALFORMED_DELIVERY"),
+        "agreement of 70 KiB": (variant(headers=header("ce_exagreement", b"a" * 70_000)), "MALFORMED_DELIVERY"),
+        "timestamp past 9999": (variant(timestamp_ms=253_402_300_800_000), "BAD_DATA_KEY"),
+        "random data key": (variant(headers=header("ce_exdatakey", bytes(range(256)))), "BAD_DATA_KEY"),
+        "repeated header": (variant(headers=[*good.headers, good.headers[0]]), "MALFORMED_DELIVERY"),
+        "huge header name": (variant(headers=[*good.headers, ("x" * 100_000, b"")]), "MALFORMED_DELIVERY"),
+        "tombstone": (variant(value=None), "MALFORMED_DELIVERY"),
+        "truncated value": (variant(value=good.value[:20]), "MALFORMED_DELIVERY"),
+    }
+
+
+def test_hostile_records_are_reported_and_the_genuine_ones_handed_over(
+        catalogue: Catalogue, keys: Keys, registry: Registry, sealer: DeliverySealer) -> None:
+    """Hostile records between genuine ones: every genuine record comes out in order, every hostile one goes to
+    on_error with its reason and is counted, and poll never raises."""
+    genuine = _records(catalogue, keys, registry, sealer, n=3)
+    hostile = _hostile(genuine[0])
+    records = [genuine[0], *(r for r, _ in list(hostile.values())[:5]), genuine[1],
+               *(r for r, _ in list(hostile.values())[5:]), genuine[2]]
+    records = [dataclasses.replace(r, offset=i) for i, r in enumerate(records)]
+    errors: list[tuple[int, str]] = []
+    sub = _subscriber(keys, registry, catalogue, MemorySource(records),
+                      on_error=lambda r, e: errors.append((r.offset, e.reason)))
+    got = sub.poll(100)
+    assert [d.event_id for d in got] == [dict(r.headers)["ce_id"].decode() for r in genuine]
+    expected = [reason for _, reason in hostile.values()]
+    assert [reason for _, reason in errors] == expected
+    assert [offset for offset, _ in errors] == [o for o in range(len(records)) if o not in (0, 6, 11)]
+    assert sub.rejected == Counter(expected)
+    assert sub.received == 3
+
+
+class _Buggy(DeliveryOpener):
+    """An opener with a bug that one record triggers (its key)."""
+
+    def open(self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]], topic: str, *,
+             timestamp_ms: int = 0) -> ReceivedDelivery:
+        if key == b"boom":
+            raise ZeroDivisionError("a bug")
+        return super().open(key, value, headers, topic, timestamp_ms=timestamp_ms)
+
+
+def test_an_unexpected_exception_is_reported_as_internal(catalogue: Catalogue, keys: Keys, registry: Registry,
+                                                        sealer: DeliverySealer) -> None:
+    """Anything but an OpenError escaping the opener becomes an InternalOpenError (reason INTERNAL, the type
+    name, the original chained) for that record only; iteration goes on with the next record."""
+    records = _records(catalogue, keys, registry, sealer, n=3)
+    records[1].key = b"boom"
+    errors: list[OpenError] = []
+    opener = _Buggy("municipal-services", keys.encryption["municipal-services"], registry, catalogue)
+    sub = Subscriber("municipal-services", opener=opener, source=MemorySource(records),
+                     on_error=lambda r, e: errors.append(e))
+    it = sub.iterate(max_records=10)
+    assert [next(it).event_id, next(it).event_id] == [dict(r.headers)["ce_id"].decode() for r in (records[0],
+                                                                                                    records[2])]
+    (error,) = errors
+    assert isinstance(error, InternalOpenError)
+    assert (error.reason, error.exception_type) == ("INTERNAL", "ZeroDivisionError")
+    assert isinstance(error.__cause__, ZeroDivisionError)
+    assert "ZeroDivisionError: a bug" in str(error)
+    assert sub.rejected == {"INTERNAL": 1}
+
+
+def test_the_default_handler_logs_a_hostile_ce_id_shortened(catalogue: Catalogue, keys: Keys, registry: Registry,
+                                                            sealer: DeliverySealer) -> None:
+    """The default handler logs a bounded ce_id and detail (no 100 KiB log lines), INTERNAL at error level."""
+    records = _records(catalogue, keys, registry, sealer, n=2)
+    records[0].headers = [(n, b"\xff" * 100_000 if n == "ce_id" else v) for n, v in records[0].headers]
+    records[1].key = b"boom"
+    opener = _Buggy("municipal-services", keys.encryption["municipal-services"], registry, catalogue)
+    sub = Subscriber("municipal-services", opener=opener, source=MemorySource(records))
+    with capture_logs() as logs:
+        assert sub.poll() == []
+    assert [(entry["log_level"], entry["reason"]) for entry in logs] == [("warning", "MALFORMED_DELIVERY"),
+                                                                         ("error", "INTERNAL")]
+    assert all(len(entry["ce_id"]) <= 64 and len(entry["detail"]) <= 500 for entry in logs)
