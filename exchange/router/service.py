@@ -33,7 +33,7 @@ from exchange.envelope import (
 )
 from exchange.envelope.attributes import ID_TIME_TOLERANCE_MS
 from exchange.envelope.verify import MAX_SKEW
-from exchange.kafka import ConsumedRecord, Consumer, Headers, TransactionalProducer, TransactionError, read_since
+from exchange.kafka import ConsumedRecord, Consumer, Headers, KafkaError, TransactionalProducer, read_since
 from exchange.log import get_logger
 from exchange.metrics import DECISIONS, EVENTS, QUARANTINED, ROUTING_LATENCY
 from exchange.policy import PUBLIC_RECIPIENT, ConsentView, Decision, EventFacts, Outcome, PolicyIndex, decide
@@ -47,6 +47,8 @@ AUDIT_TOPIC = "audit.decisions"
 QUARANTINE_TOPIC = "exchange.quarantine"
 BUNDLE_TOPIC = "policy.bundles"
 INGRESS_PATTERN = r"^ingress\..*"
+_FIRST_BACKOFF_S = 0.05
+_MAX_BACKOFF_S = 5.0
 OUTPUT_LIMIT = 900 * 1024
 """The largest delivery the router produces: within Kafka's default 1 MiB record limit on every topic."""
 BUNDLE_TYPE = "exchange.policy-bundle"
@@ -136,6 +138,7 @@ class Router:
         self._guard = ReplayGuard(config.max_skew // timedelta(milliseconds=1) + ID_TIME_TOLERANCE_MS)
         self._partition_counts: dict[str, int] = {}
         self._assignment: list[tuple[str, int]] = []
+        self._backoff = _FIRST_BACKOFF_S
         self._batch = _Batch()
         self._consumer = Consumer(config.group_id, settings=settings, bootstrap=bootstrap,
                                   overrides={"max.poll.interval.ms": 300_000, "session.timeout.ms": 30_000},
@@ -212,16 +215,22 @@ class Router:
             self._producer.send_offsets(self._consumer, offsets, metadata={
                 tp: str(w) for tp, w in self._guard.watermarks().items() if tp in offsets})
             self._producer.commit()
-        except TransactionError as exc:
+        except KafkaError as exc:
+            # Kafka, not a record, failed (a record's own failures are quarantined in _route_one): abort, back off
+            # and consume the batch again; nothing is lost and nothing is half-written.
             if exc.fatal:
                 raise
-            self._log.warning("batch aborted; consuming it again", error=str(exc), records=len(records))
+            self._log.warning("batch aborted; consuming it again", error=str(exc), records=len(records),
+                              retry_in_s=self._backoff)
             self._producer.abort()
             self._guard.abort_batch()
             self.stats.aborted_batches += 1
             for (topic, partition), offset in first.items():
                 self._consumer.seek(topic, partition, offset)
+            self._stop.wait(self._backoff)
+            self._backoff = min(_MAX_BACKOFF_S, self._backoff * 2)
             return
+        self._backoff = _FIRST_BACKOFF_S
         self._guard.commit_batch(offsets)
         batch.count_into(self.stats)
         self.stats.events += len(records)
@@ -246,9 +255,11 @@ class Router:
                 self._guard.release(scope, admitted)
             self._quarantine(record, error, snapshot, now, batch)
             return
-        except Exception as exc:  # noqa: BLE001 - defence in depth: one record never stops the router
+        except Exception as exc:  # defence in depth: one record never stops the router
             if admitted is not None:
                 self._guard.release(scope, admitted)
+            if isinstance(exc, KafkaError):
+                raise  # Kafka failed, not the record: the batch is aborted and consumed again
             self._log.exception("a step failed on one record; it is quarantined", topic=record.topic,
                                 partition=record.partition, offset=record.offset, error_type=type(exc).__name__)
             internal = InternalError(f"{type(exc).__name__} while routing: {str(exc)[:300]}")
@@ -380,7 +391,7 @@ class Router:
 
     def _assigned(self, partitions: list[tuple[str, int]]) -> None:
         self._log.info("partitions assigned", partitions=len(partitions))
-        self._partition_counts.clear()  # read afresh: a topic may have been re-created
+        self._partition_counts = {t: self._consumer.partition_count(t) for t in {t for t, _ in partitions}}
         self._restore_guard(partitions)
         self._assignment = list(partitions)
 

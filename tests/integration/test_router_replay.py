@@ -3,6 +3,7 @@ old producer timestamp, and copies put on another partition, all on the real bro
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -149,11 +150,21 @@ def test_an_ingress_topic_with_producer_timestamps_is_refused(bootstrap: str, tm
         ConfigEntry("message.timestamp.type", "CreateTime", incremental_operation=AlterConfigOpType.SET)])
     for future in admin.incremental_alter_configs([resource]).values():
         future.result(timeout=30)
-    (event_id,) = world.publish(AGENCY, TYPE, world.records(TYPE, 1, seed=46))
+    # The broker applies a topic's new config a moment after acknowledging it: publish until an event is stamped
+    # with its producer's time. Those published before are stamped by the broker and are routed as usual.
+    stamped_by_broker: list[str] = []
+    deadline = time.monotonic() + 60
+    while True:
+        (event_id,) = world.publish(AGENCY, TYPE, world.records(TYPE, 1, seed=46 + len(stamped_by_broker)))
+        if not _original(world, event_id).log_append_time:
+            break
+        stamped_by_broker.append(event_id)
+        assert time.monotonic() < deadline, "the topic still stamps records with the broker's time after 60 s"
     router = RouterThread(build_router(RouterConfig(router_id="ct", group_id="ct-routers"), world.settings))
     try:
-        router.wait_events(1)
+        router.wait_events(len(stamped_by_broker) + 1)
     finally:
         router.stop()
     assert _reasons(world) == ["UNTRUSTED_TIMESTAMP"]
     assert _outcomes(world, event_id) == {"REJECT": 1}
+    assert sorted(d.event_id for d in world.deliveries("social-insurance")) == sorted(stamped_by_broker)
