@@ -13,7 +13,8 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
 from confluent_kafka import Consumer as _Consumer
@@ -337,19 +338,10 @@ class Consumer:
         ends: dict[tuple[str, int], int] = {}
         deadline = time.monotonic() + timeout
         for topic, partition in partitions:
-            while True:
-                try:
-                    _, high = self._consumer.get_watermark_offsets(
-                        _TopicPartition(self.names.physical(topic), partition), timeout=timeout)
-                except _CKafkaException as exc:
-                    failure = translate(exc, f"reading end offsets of {topic}[{partition}]", ConsumeError)
-                    # A leader that moves (or a topic just created) answers NOT_LEADER for a moment.
-                    if failure.retriable and time.monotonic() < deadline:
-                        time.sleep(0.1)  # back off before asking the new leader; bounded by the deadline
-                        continue
-                    raise failure from exc
-                ends[(topic, partition)] = high
-                break
+            _, ends[(topic, partition)] = _retrying(
+                partial(self._consumer.get_watermark_offsets, _TopicPartition(self.names.physical(topic), partition),
+                        timeout=timeout),
+                f"reading end offsets of {topic}[{partition}]", deadline)
         return ends
 
     def partition_count(self, topic: str, timeout: float = 10.0) -> int:
@@ -358,12 +350,9 @@ class Consumer:
 
     def offset_for_time(self, topic: str, partition: int, timestamp_ms: int, timeout: float = 10.0) -> int:
         """The first offset whose timestamp is at or after ``timestamp_ms`` (the end offset when there is none)."""
-        physical = self.names.physical(topic)
-        try:
-            (found,) = self._consumer.offsets_for_times([_TopicPartition(physical, partition, timestamp_ms)],
-                                                        timeout=timeout)
-        except _CKafkaException as exc:
-            raise translate(exc, f"looking up offsets of {topic}[{partition}] by time", ConsumeError) from exc
+        wanted = [_TopicPartition(self.names.physical(topic), partition, timestamp_ms)]
+        (found,) = _retrying(lambda: self._consumer.offsets_for_times(wanted, timeout=timeout),
+                             f"looking up offsets of {topic}[{partition}] by time", time.monotonic() + timeout)
         if found.error is not None:
             raise error_from(found.error, f"looking up offsets of {topic}[{partition}] by time", ConsumeError)
         if found.offset < 0:  # no record that late: everything from the end on
@@ -432,6 +421,22 @@ def read_since(since: Mapping[tuple[str, int], int], *, settings: Settings | Non
     with Consumer("exchange-reader", settings=settings, bootstrap=bootstrap) as consumer:
         starts = {tp: consumer.offset_for_time(*tp, ms) if ms > 0 else 0 for tp, ms in since.items()}
         return _read_until_end(consumer, starts, timeout, "reading since a time")
+
+
+_T = TypeVar("_T")
+
+
+def _retrying(call: Callable[[], _T], what: str, deadline: float) -> _T:
+    """``call()``, asked again while it fails retriably (a leader moving, a topic just created answers NOT_LEADER
+    for a moment) until ``deadline`` (a ``time.monotonic()``); ConsumeError after that or on any other failure."""
+    while True:
+        try:
+            return call()
+        except _CKafkaException as exc:
+            failure = translate(exc, what, ConsumeError)
+            if not failure.retriable or time.monotonic() >= deadline:
+                raise failure from exc
+        time.sleep(0.1)  # back off before asking the new leader; bounded by the deadline
 
 
 def _partitions(consumer: Consumer, topic: str, timeout: float) -> list[int]:
