@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/exchange broker up
 	$(BIN)/exchange bench publish
 	$(BIN)/exchange bench router
+	$(BIN)/exchange bench replay
 
 broker-up: install
 	$(BIN)/exchange broker up
