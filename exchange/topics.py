@@ -1,24 +1,38 @@
 """The declarative topic spec (``deploy/topics.yaml``) and its expansion into concrete topics.
 
-Pure: reading the spec and the catalogue folders is done by :func:`load_spec` and :func:`discover_inputs`;
+Pure: reading the spec and the catalogue folders is done by :func:`load_spec` and :func:`discover_inputs`
+(YAML through :mod:`exchange.safeparse`, so a hostile file is a :class:`TopicSpecError`, never a crash or a hang);
 applying the result to a cluster is :func:`exchange.kafka.admin.apply_topics`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from string import Formatter
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from exchange import safeparse
 from exchange.errors import ConfigError
+from exchange.safeparse import SafeParseError, YamlDocument
 
-__all__ = ["TopicInputs", "TopicSpec", "TopicsFile", "discover_inputs", "expand", "load_spec", "retention_ms"]
+__all__ = [
+    "TopicInputs",
+    "TopicSpec",
+    "TopicSpecError",
+    "TopicsFile",
+    "discover_inputs",
+    "expand",
+    "load_spec",
+    "retention_ms",
+]
 
+_PLACEHOLDERS = frozenset({"record_type", "recipient", "opendata_type"})
+_TOPIC_CHARS = re.compile(r"[A-Za-z0-9._-]*")
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
@@ -60,6 +74,25 @@ class _Family(_Strict):
         retention_ms(value)
         return value
 
+    @model_validator(mode="after")
+    def _name_template(self) -> _Family:
+        # Checked here, so that expanding the spec can never fail on str.format.
+        try:
+            parts = list(Formatter().parse(self.name))
+        except ValueError as exc:
+            raise ValueError(f"name {self.name!r}: {exc}") from None
+        fields = [(name, spec, conversion) for _, name, spec, conversion in parts if name is not None]
+        for name, spec, conversion in fields:
+            if name not in _PLACEHOLDERS or spec or conversion:
+                raise ValueError(f"name {self.name!r}: a placeholder is one of "
+                                 f"{', '.join('{' + p + '}' for p in sorted(_PLACEHOLDERS))}")
+        if (self.for_each is None) != (not fields):
+            raise ValueError(f"name {self.name!r}: a name has a placeholder exactly when the family has for_each")
+        literal = "".join(text for text, _, _, _ in parts)
+        if not _TOPIC_CHARS.fullmatch(literal):
+            raise ValueError(f"name {self.name!r}: a topic name has only letters, digits, '.', '_' and '-'")
+        return self
+
 
 class TopicsFile(_Strict):
     """The parsed ``deploy/topics.yaml``."""
@@ -89,14 +122,46 @@ class TopicInputs:
     opendata_types: tuple[str, ...] = ()
 
 
-def load_spec(path: Path) -> TopicsFile:
+class TopicSpecError(ConfigError):
+    """The topic spec, or a file it expands over, cannot be used: ``path`` and ``line`` (None if unknown) say
+    where the first problem is; the message lists every problem as ``file:line: reason``."""
+
+    def __init__(self, path: str, line: int | None, reason: str, more: Sequence[str] = ()) -> None:
+        self.path = path
+        self.line = line
+        self.reason = reason
+        where = path if line is None else f"{path}:{line}"
+        super().__init__("\n".join((f"{where}: {reason}", *more)))
+
+
+def _read(path: Path) -> YamlDocument:
     try:
-        raw = yaml.safe_load(path.read_text())
-        return TopicsFile.model_validate(raw)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the topic spec: {exc}") from exc
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(f"{path}: invalid topic spec: {exc}") from exc
+        document = safeparse.read_yaml(path)
+    except SafeParseError as exc:
+        raise TopicSpecError(str(path), exc.line, exc.reason) from None
+    if document.root is None:
+        raise TopicSpecError(str(path), 1, "the file is empty")
+    if document.duplicates:
+        line, key = document.duplicates[0]
+        raise TopicSpecError(str(path), line, f"duplicate key {key!r}")
+    return document
+
+
+def load_spec(path: Path) -> TopicsFile:
+    """The topic spec at ``path``, read within the limits of :mod:`exchange.safeparse`; problems are
+    :class:`TopicSpecError` with the file and line."""
+    document = _read(path)
+    try:
+        return TopicsFile.model_validate(document.data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            where = ".".join(str(part) for part in error["loc"])
+            line = document.line_of(error["loc"])
+            problems.append((line, f"invalid topic spec: {where + ': ' if where else ''}{error['msg']}"))
+        (line, reason), *rest = problems
+        more = [f"{path}:{other_line}: {other}" for other_line, other in rest]
+        raise TopicSpecError(str(path), line, reason, more) from None
 
 
 def expand(spec: TopicsFile, inputs: TopicInputs, brokers: int) -> list[TopicSpec]:
@@ -146,14 +211,17 @@ def discover_inputs(schemas_dir: Path, registry_file: Path, policies_dir: Path) 
     )
     recipients: list[str] = []
     if registry_file.exists():
-        registry = yaml.safe_load(registry_file.read_text()) or {}
-        recipients = sorted(str(a["id"]) for a in registry.get("agencies", []) if "id" in a)
+        registry = _read(registry_file)
+        agencies = registry.data.get("agencies", []) if isinstance(registry.data, dict) else None
+        if not isinstance(agencies, list):
+            raise TopicSpecError(str(registry_file), registry.line_of(("agencies",)),
+                                 "the registry needs a list 'agencies'")
+        recipients = sorted(str(a["id"]) for a in agencies if isinstance(a, dict) and "id" in a)
     opendata: set[str] = set()
     for path in sorted((policies_dir / "agreements").glob("*.yaml")) if policies_dir.is_dir() else []:
-        for doc in yaml.safe_load_all(path.read_text()):
-            for agreement in _agreements_in(doc):
-                if agreement.get("delivery") == "opendata" and "record_type" in agreement:
-                    opendata.add(str(agreement["record_type"]))
+        for agreement in _agreements_in(_read(path).data):
+            if agreement.get("delivery") == "opendata" and "record_type" in agreement:
+                opendata.add(str(agreement["record_type"]))
     return TopicInputs(tuple(record_types), tuple(recipients), tuple(sorted(opendata)))
 
 

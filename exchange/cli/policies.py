@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import TypeAdapter, ValidationError
+
 from exchange.errors import ConfigError
 from exchange.policy import (
     CompiledAgreement,
@@ -30,11 +32,14 @@ from exchange.policy import (
     scan_policies,
 )
 from exchange.policy.checks import check_types
-from exchange.policy.files import parse_yaml
+from exchange.policy.files import read_yaml
+from exchange.policy.models import Slug
+from exchange.safeparse import SafeParseError, parse_json, read_text
 from exchange.settings import get_settings
 
 _EXCHANGE_DOMAIN = "exchange"  # the exchange's own types (decision, consent, quarantine) are never shared
 _REVISION = re.compile(r"^\d{4}\.avsc$")
+_AGENCY_ID: TypeAdapter[str] = TypeAdapter(Slug)  # the form of an agreement's recipient
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,13 +79,17 @@ def _load(args: argparse.Namespace) -> _Inputs:
     for path, what in ((policies, "policy directory"), (schemas, "schema directory")):
         if not path.is_dir():
             raise ConfigError(f"{what} {path} not found")
-    if not registry_path.is_file():
+    if not registry_path.exists():  # anything else that is not a readable regular file is a problem in it
         raise ConfigError(f"registry {registry_path} not found")
     scan = scan_policies(policies)
     problems = list(scan.problems)
     types = _read_types(schemas, problems)
+    before = len(problems)
     agencies = _read_agencies(registry_path, problems)
-    problems.extend(scan.locate(issue) for issue in find_issues(scan.policy_set, types, agencies))
+    registry_broken = len(problems) > before
+    # With a problem in the registry, "unknown agency" in the agreements would blame the wrong files.
+    problems.extend(scan.locate(issue) for issue in find_issues(scan.policy_set, types, agencies)
+                    if not (registry_broken and issue.code == "UNKNOWN_AGENCY"))
     return _Inputs(scan, types, agencies, problems)
 
 
@@ -100,12 +109,10 @@ def _read_types(root: Path, problems: list[PolicyFileError]) -> dict[str, TypeIn
 
 def _type_info(record_type: str, path: Path) -> TypeInfo:
     try:
-        text = path.read_text(encoding="utf-8")
-        schema = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PolicyFileError(str(path), exc.lineno, f"invalid JSON: {exc.msg}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyFileError(str(path), 0, f"cannot read: {exc}") from exc
+        text = read_text(path)
+        schema = parse_json(text, str(path))
+    except SafeParseError as exc:
+        raise PolicyFileError(str(path), exc.line or 0, exc.reason) from None
     if not isinstance(schema, dict) or not isinstance(schema.get("fields"), list):
         raise PolicyFileError(str(path), 1, "not an Avro record schema")
     fields: dict[str, str] = {}
@@ -133,24 +140,28 @@ def _line_of(text: str, name: object) -> int:
 
 
 def _read_agencies(path: Path, problems: list[PolicyFileError]) -> frozenset[str]:
+    # A problem in the registry is reported at its line in the registry, not as unknown agencies in the
+    # agreements that name them.
     try:
-        data, source = parse_yaml(path.read_text(encoding="utf-8"), str(path))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read registry {path}: {exc}") from exc
+        data, source = read_yaml(path)
     except PolicyFileError as exc:
         problems.append(exc)
         return frozenset()
     agencies = data.get("agencies") if isinstance(data, dict) else None
-    if not isinstance(agencies, list):
-        problems.append(source.error(("agencies",), "the registry needs a list 'agencies'"))
+    if not isinstance(agencies, list) or not agencies:
+        problems.append(source.error(("agencies",), "the registry needs a non-empty list 'agencies'"))
         return frozenset()
     ids = set()
     for index, agency in enumerate(agencies):
         agency_id = agency.get("id") if isinstance(agency, dict) else None
-        if isinstance(agency_id, str):
-            ids.add(agency_id)
-        else:
+        if agency_id is None:
             problems.append(source.error(("agencies", index), "an agency without an id"))
+        else:
+            try:
+                ids.add(_AGENCY_ID.validate_python(agency_id))
+            except ValidationError:
+                problems.append(source.error(("agencies", index, "id"), f"agency id {agency_id!r} is not an id "
+                                                                         "(lower-case words joined by '-')"))
     return frozenset(ids)
 
 

@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from exchange.errors import ConfigError
+from exchange.safeparse import SafeParseError, read_yaml
 from exchange.schemas import Catalogue, check_tree
 from exchange.settings import get_settings
 
@@ -80,22 +79,26 @@ def _list(args: argparse.Namespace) -> int:
 
 def _owners(registry: Path) -> dict[str, list[str]]:
     """Record type → ids of the agencies the registry names authoritative for it (empty if no registry)."""
-    if not registry.is_file():
+    if not registry.exists():
         return {}
     try:
-        data = yaml.safe_load(registry.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{registry}: cannot read the registry: {exc}") from exc
+        document = read_yaml(registry)
+    except SafeParseError as exc:
+        raise ConfigError(str(exc)) from None
+    data = document.data
     agencies = data.get("agencies") if isinstance(data, dict) else None
     if not isinstance(agencies, list):
-        raise ConfigError(f"{registry}: expected a mapping with an 'agencies' list")
+        line = document.line_of(("agencies",)) or 1
+        raise ConfigError(f"{registry}:{line}: expected a mapping with an 'agencies' list")
     owners: dict[str, list[str]] = {}
-    for agency in agencies:
+    for index, agency in enumerate(agencies):
         if not isinstance(agency, dict) or not isinstance(agency.get("id"), str):
-            raise ConfigError(f"{registry}: every agency needs an 'id'")
+            raise ConfigError(f"{registry}:{document.line_of(('agencies', index))}: every agency needs an 'id'")
         types = agency.get("authoritative_for") or []
         if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-            raise ConfigError(f"{registry}: 'authoritative_for' of {agency['id']} must be a list of record types")
+            where = document.line_of(("agencies", index, "authoritative_for"))
+            raise ConfigError(f"{registry}:{where}: 'authoritative_for' of {agency['id']} must be a list of "
+                              "record types")
         for type_name in types:
             owners.setdefault(type_name, []).append(agency["id"])
     return owners

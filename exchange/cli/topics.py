@@ -9,7 +9,7 @@ from exchange.kafka.admin import apply_topics, broker_count
 from exchange.kafka.clients import make_admin
 from exchange.kafka.local import deploy_dir
 from exchange.settings import get_settings
-from exchange.topics import TopicSpec, discover_inputs, expand, load_spec
+from exchange.topics import TopicInputs, TopicsFile, TopicSpec, discover_inputs, expand, load_spec
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,11 +27,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action.set_defaults(func=_list if name == "list" else _apply, dry_run=name == "plan")
 
 
-def planned_topics(args: argparse.Namespace, brokers: int) -> list[TopicSpec]:
+def _inputs(args: argparse.Namespace) -> tuple[TopicsFile, TopicInputs]:
+    # Read before any broker is contacted, so a broken file is reported even when no broker runs.
     settings = get_settings()
     inputs = discover_inputs(args.schemas or settings.schemas, args.registry or settings.registry,
                              args.policies or settings.policies)
-    return expand(load_spec(args.spec), inputs, brokers)
+    return load_spec(args.spec), inputs
+
+
+def planned_topics(args: argparse.Namespace, brokers: int) -> list[TopicSpec]:
+    return expand(*_inputs(args), brokers)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -42,8 +47,9 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
+    spec, inputs = _inputs(args)
     admin = make_admin()
-    specs = planned_topics(args, broker_count(admin))
+    specs = expand(spec, inputs, broker_count(admin))
     changes = apply_topics(admin, specs, dry_run=args.dry_run, prefix=get_settings().topic_prefix)
     for change in changes:
         print(("would " if args.dry_run else "") + str(change))

@@ -44,7 +44,7 @@ class PolicyFileError(PolicyError):
         self.path = path
         self.line = line
         self.reason = reason
-        super().__init__(f"{path}:{line}: {reason}")
+        super().__init__(f"{path}:{line}: {reason}" if line else f"{path}: {reason}")
 
 
 class PolicyCompileError(PolicyError):

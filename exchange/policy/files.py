@@ -5,8 +5,9 @@ This module is the policy core's file edge; the engine never touches files. Layo
     <dir>/agreements/*.yaml    one agreement per file
     <dir>/restrictions.yaml    {restrictions: [ ... ]} (required: a missing file would silently lift them)
 
-PyYAML's composed nodes keep the line of every key and item; pydantic reports where validation failed as a
-path (``("fields", 2)``); :class:`SourceMap` joins the two.
+Files are read through :mod:`exchange.safeparse` (at most 1 MiB, nesting at most 64 deep, no YAML aliases,
+regular files only), whose composed nodes keep the line of every key and item; pydantic reports where
+validation failed as a path (``("fields", 2)``); :class:`SourceMap` joins the two.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
+from exchange import safeparse
 from exchange.policy.checks import ItemKind, PolicyIssue
 from exchange.policy.errors import PolicyFileError
 from exchange.policy.models import Agreement, PolicySet, Restriction
+from exchange.safeparse import SafeParseError, YamlDocument
 
 __all__ = [
     "AGREEMENTS_DIR",
@@ -31,6 +33,7 @@ __all__ = [
     "SourceMap",
     "load_policies",
     "parse_yaml",
+    "read_yaml",
     "scan_policies",
     "validation_problems",
 ]
@@ -44,21 +47,16 @@ _M = TypeVar("_M", bound=BaseModel)
 
 @dataclass(frozen=True, slots=True)
 class SourceMap:
-    """Where the nodes of one item's document are: ``lines`` maps a path (under ``prefix``) to a 1-based line."""
+    """Where the nodes of one item's document are: the lines of ``document``, for paths under ``prefix``."""
 
     path: str
-    lines: Mapping[Loc, int]
+    document: YamlDocument
     prefix: Loc = ()
 
     def line_of(self, loc: Sequence[str | int]) -> int:
         """The line of ``loc``, or of its nearest enclosing node that has one (e.g. the mapping that misses a
         key); 0 if nothing is known."""
-        full = (*self.prefix, *loc)
-        for end in range(len(full), -1, -1):
-            line = self.lines.get(full[:end])
-            if line is not None:
-                return line
-        return 0
+        return self.document.line_of((*self.prefix, *loc)) or 0
 
     def error(self, loc: Sequence[str | int], reason: str) -> PolicyFileError:
         """A :class:`PolicyFileError` at the line of ``loc``."""
@@ -68,46 +66,37 @@ class SourceMap:
 _Sources = dict[tuple[ItemKind, str, int | None], SourceMap]
 
 
-def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: str, seen: set[int]) -> None:
-    if id(node) in seen:  # an alias: its lines are those of the anchor, already recorded
-        return
-    seen.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        keys: set[object] = set()
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.start_mark)
-            line = key_node.start_mark.line + 1
-            if key in keys:
-                raise PolicyFileError(path, line, f"duplicate key {key!r}")
-            keys.add(key)
-            lines[(*loc, key)] = line
-            _walk(value_node, (*loc, key), lines, path, seen)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines[(*loc, index)] = item.start_mark.line + 1
-            _walk(item, (*loc, index), lines, path, seen)
+def _checked(document: YamlDocument, path: str) -> tuple[Any, SourceMap]:
+    if document.root is None:
+        raise PolicyFileError(path, 1, "the file is empty")
+    if document.duplicates:
+        line, key = document.duplicates[0]
+        raise PolicyFileError(path, line, f"duplicate key {key!r}")
+    return document.data, SourceMap(path, document)
+
+
+def _file_error(exc: SafeParseError, path: str) -> PolicyFileError:
+    return PolicyFileError(exc.path or path, exc.line or 0, exc.reason)
 
 
 def parse_yaml(text: str, path: str) -> tuple[Any, SourceMap]:
-    """Parse one YAML document (safe loader) and map its nodes to lines; raise :class:`PolicyFileError` on a
-    syntax error or a duplicate key (which PyYAML would otherwise resolve silently to the last one)."""
-    loader = yaml.SafeLoader(text)
+    """Parse one YAML document within the limits of :mod:`exchange.safeparse` and map its nodes to lines; raise
+    :class:`PolicyFileError` on a syntax error, an empty document or a duplicate key (which PyYAML would
+    otherwise resolve silently to the last one)."""
     try:
-        node = loader.get_single_node()
-        if node is None:
-            raise PolicyFileError(path, 1, "the file is empty")
-        lines: dict[Loc, int] = {(): node.start_mark.line + 1}
-        _walk(node, (), lines, path, set())
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = 0 if mark is None else mark.line + 1
-        raise PolicyFileError(path, line, f"invalid YAML: {exc.problem or exc.context}") from exc
-    except yaml.YAMLError as exc:
-        raise PolicyFileError(path, 0, f"invalid YAML: {exc}") from exc
-    finally:
-        loader.dispose()
-    return data, SourceMap(path, lines)
+        document = safeparse.parse_yaml(text, path)
+    except SafeParseError as exc:
+        raise _file_error(exc, path) from None
+    return _checked(document, path)
+
+
+def read_yaml(path: Path) -> tuple[Any, SourceMap]:
+    """:func:`parse_yaml` of the file at ``path``, read with a bounded read (regular files only)."""
+    try:
+        document = safeparse.read_yaml(path)
+    except SafeParseError as exc:
+        raise _file_error(exc, str(path)) from None
+    return _checked(document, str(path))
 
 
 def validation_problems(exc: ValidationError, source: SourceMap) -> list[PolicyFileError]:
@@ -144,13 +133,6 @@ def _validate(model: type[_M], data: object, source: SourceMap) -> _M | list[Pol
         return validation_problems(exc, source)
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyFileError(str(path), 0, f"cannot read: {exc}") from exc
-
-
 def scan_policies(directory: Path) -> PolicyScan:
     """Read every agreement and the restrictions under ``directory``, collecting problems instead of raising."""
     problems: list[PolicyFileError] = []
@@ -162,7 +144,7 @@ def scan_policies(directory: Path) -> PolicyScan:
         problems.append(PolicyFileError(str(folder), 0, "agreements directory not found"))
     for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
         try:
-            data, source = parse_yaml(_read(path), str(path))
+            data, source = read_yaml(path)
         except PolicyFileError as exc:
             problems.append(exc)
             continue
@@ -174,7 +156,7 @@ def scan_policies(directory: Path) -> PolicyScan:
             agreements.append(result)
     restrictions_path = directory / RESTRICTIONS_FILE
     try:
-        data, source = parse_yaml(_read(restrictions_path), str(restrictions_path))
+        data, source = read_yaml(restrictions_path)
     except PolicyFileError as exc:
         problems.append(exc)
     else:
@@ -194,7 +176,7 @@ def _restrictions(
         return []
     found = []
     for index, item in enumerate(data["restrictions"]):
-        item_source = SourceMap(source.path, source.lines, ("restrictions", index))
+        item_source = SourceMap(source.path, source.document, ("restrictions", index))
         result = _validate(Restriction, item, item_source)
         if isinstance(result, list):
             problems.extend(result)

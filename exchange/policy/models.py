@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "MAX_AGREEMENT_VERSION",
     "PUBLIC_RECIPIENT",
     "Agreement",
     "Condition",
@@ -38,6 +39,10 @@ __all__ = [
     "Slug",
     "format_instant",
 ]
+
+MAX_AGREEMENT_VERSION = 2**32 - 1
+"""The largest agreement version: a delivery's disclosure carries it as an unsigned 32-bit integer
+(:func:`exchange.delivery.disclosure.encode_agreement`)."""
 
 PUBLIC_RECIPIENT = "public"
 """The recipient of open-data agreements: not an agency, anyone may read ``opendata.<type>``."""
@@ -141,7 +146,7 @@ class Agreement(BaseModel):
     model_config = _Frozen
 
     id: Slug
-    version: Annotated[StrictInt, Field(ge=1)]
+    version: Annotated[StrictInt, Field(ge=1, le=MAX_AGREEMENT_VERSION)]
     recipient: Slug
     record_type: RecordTypeName
     purpose: Slug

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from exchange.crypto.errors import UnknownVerifierError
 from exchange.crypto.keys import encode_public_key
 from exchange.crypto.note import Verifier, Verifiers
-from exchange.registry._yaml import compose, duplicate_keys, format_location, line_of
+from exchange.registry._yaml import format_location, parse, read
 from exchange.registry.checks import decode_encryption_key, decode_signing_key, document_problems
 from exchange.registry.errors import (
     KeyExpiredError,
@@ -33,6 +33,7 @@ from exchange.registry.errors import (
     UnknownKeyError,
 )
 from exchange.registry.models import Agency, EncryptionKeyEntry, Identity, KeyEntry, RegistryDocument, Service
+from exchange.safeparse import YamlDocument
 
 __all__ = ["Registry"]
 
@@ -64,29 +65,37 @@ class Registry:
 
     @classmethod
     def load(cls, path: Path | str) -> Registry:
-        """Read and check a registry file; every problem is reported with the file and line."""
+        """Read and check a registry file; every problem is reported with the file and line.
+
+        The file is read within the limits of :mod:`exchange.safeparse` (a regular file of at most 1 MiB, nesting
+        at most 64 deep, no YAML aliases).
+        """
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RegistryFileError([Problem(str(path), None, "", f"cannot read the registry: {exc}")]) from exc
-        return cls.from_yaml(text, source=str(path))
+        return cls._from_document(read(path), str(path))
 
     @classmethod
     def from_yaml(cls, text: str, *, source: str | None = None) -> Registry:
         """Parse and check registry YAML; ``source`` names it in error messages."""
-        data, node = compose(text, source)
-        problems = [Problem(source, line, key, "duplicate key") for line, key in duplicate_keys(node)]
+        return cls._from_document(parse(text, source), source)
+
+    @classmethod
+    def _from_document(cls, doc: YamlDocument, source: str | None) -> Registry:
+        if doc.root is None:
+            raise RegistryFileError([Problem(source, 1, "", "the registry is empty: it must list the agencies "
+                                                            "(agencies: [...])")])
+        problems = [Problem(source, line, key, "duplicate key") for line, key in doc.duplicates]
         try:
-            document = RegistryDocument.model_validate({} if data is None else data)
+            document = RegistryDocument.model_validate(doc.data)
         except ValidationError as exc:
             problems += [
-                Problem(source, line_of(node, err["loc"]), format_location(err["loc"]), err["msg"])
+                Problem(source, doc.line_of(err["loc"]), format_location(err["loc"]), err["msg"])
                 for err in exc.errors(include_url=False)
             ]
             raise RegistryFileError(problems) from None
+        if not document.agencies:
+            problems.append(Problem(source, doc.line_of(("agencies",)), "agencies", "the registry lists no agencies"))
         problems += [
-            Problem(source, line_of(node, loc), format_location(loc), msg) for loc, msg in document_problems(document)
+            Problem(source, doc.line_of(loc), format_location(loc), msg) for loc, msg in document_problems(document)
         ]
         if problems:
             raise RegistryFileError(problems)

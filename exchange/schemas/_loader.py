@@ -1,11 +1,11 @@
 """Reading and validating the schema tree: ``<root>/<domain>/<event>/<NNNN>.avsc``.
 
-Every rule a schema file must follow lives here, and every violation is reported with the file it is in.
+Every rule a schema file must follow lives here, and every violation is reported with the file it is in. Files
+are read through :mod:`exchange.safeparse`: a regular file of at most 1 MiB of UTF-8 JSON nested at most 64 deep.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any, cast
 import fastavro
 from fastavro._schema_common import SchemaParseException
 
+from exchange.safeparse import SafeParseError, read_json
 from exchange.schemas._avro import PRIMITIVES, AvroDefinitionError, Names, default_value, kind, normalize, resolve
 from exchange.schemas._canonical import crc64_avro, parsing_canonical_form
 from exchange.schemas._decode import compile_reader
@@ -130,13 +131,9 @@ def _duplicate_fingerprints(types: Mapping[str, list[RecordSchema]]) -> list[Pro
 
 def _load(path: Path, type_name: str, revision: int) -> tuple[RecordSchema | None, list[str]]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [f"cannot be read: {exc}"]
-    try:
-        schema = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, [f"not valid JSON: {exc}"]
+        schema = read_json(path)
+    except SafeParseError as exc:
+        return None, [exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}"]
     return _build(schema, type_name, revision, path)
 
 

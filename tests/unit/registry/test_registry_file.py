@@ -134,7 +134,7 @@ def test_yaml_syntax_error_has_a_line(tmp_path: Path) -> None:
     err = _load_error(_write(tmp_path, HEAD + "  - id: [unclosed\n"))
     assert err.line is not None
     assert err.line >= 7
-    assert "not valid YAML" in str(err)
+    assert "invalid YAML" in str(err)
 
 
 def test_duplicate_yaml_key_is_reported(tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ def test_check_reads_the_root_from_the_environment(
     (tree / "tax" / "income-assessed" / "0001.avsc").write_text("{", encoding="utf-8")
     monkeypatch.setenv("EXCHANGE_SCHEMAS", str(tree))
     assert main(["schemas", "check"]) == 1
-    assert "income-assessed/0001.avsc: not valid JSON" in capsys.readouterr().out
+    assert "income-assessed/0001.avsc: line 1: invalid JSON" in capsys.readouterr().out
     monkeypatch.delenv("EXCHANGE_SCHEMAS")
     monkeypatch.chdir(REPO)
     assert main(["schemas", "check"]) == 0
@@ -114,4 +114,4 @@ def test_list_refuses_a_broken_tree_or_registry(
     assert "'agencies' list" in capsys.readouterr().err
     (tree / "tax" / "income-assessed" / "0001.avsc").write_text("{", encoding="utf-8")
     assert main(["schemas", "list", "--root", str(tree)]) == 2
-    assert "not valid JSON" in capsys.readouterr().err
+    assert "invalid JSON" in capsys.readouterr().err

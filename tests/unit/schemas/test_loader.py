@@ -99,7 +99,7 @@ def test_layout_rules(tmp_path: Path, relative: str, reason: str) -> None:
 def test_invalid_json_is_reported(tmp_path: Path) -> None:
     """A file that is not JSON is reported with the parser's reason."""
     path = _write(tmp_path, "test/thing/0001.avsc", "{not json")
-    assert _reasons(tmp_path)[0].startswith(f"{path}: not valid JSON")
+    assert _reasons(tmp_path)[0].startswith(f"{path}: line 1: invalid JSON")
 
 
 def test_revision_gap_is_reported(tmp_path: Path) -> None:
