@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import base64
 import random
+import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from exchange.context import Context
 from exchange.crypto.keys import Signer
 from exchange.envelope import Envelope, prepare, seal_events
+from exchange.kafka import Producer
 from exchange.schemas.samples import sample_record
 
 __all__ = ["BadRecord", "bad_records"]
@@ -31,6 +33,15 @@ class BadRecord:
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]]
+    partition: int | None = None
+    """Where to produce it (None: where its key maps to)."""
+    timestamp_ms: int | None = None
+    """The producer timestamp to give it (None: now); ingress topics replace it with the broker's."""
+
+    def produce(self, producer: Producer) -> None:
+        """Queue it on ``producer`` as it is meant to arrive."""
+        producer.produce(self.topic, self.value, self.key, headers=self.headers, partition=self.partition,
+                         timestamp_ms=self.timestamp_ms)
 
 
 def _flip_signature_bit(note: bytes) -> bytes:
@@ -42,18 +53,22 @@ def _flip_signature_bit(note: bytes) -> bytes:
     return body + b"\n" + prefix + b" " + base64.b64encode(bytes(raw)) + b"\n"
 
 
-def bad_records(context: Context, rng: random.Random, now: datetime | None = None) -> list[BadRecord]:
+def bad_records(context: Context, rng: random.Random, now: datetime | None = None,
+                partitions: int = 6) -> list[BadRecord]:
     """One record of each bad kind, in the order to produce them. One of them is good: the original of the
-    replayed event (its ``reason`` is empty), which is routed normally."""
+    replayed event (its ``reason`` is empty), which is routed normally. ``partitions`` is the ingress topics'
+    partition count (``deploy/topics.yaml``)."""
     now = now or datetime.now(UTC)
     schema = context.catalogue.current(RECORD_TYPE)
     topic = f"ingress.{RECORD_TYPE}"
     keystore = context.keystore
 
-    def envelope(signer: Signer, source: str = SOURCE) -> Envelope:
+    def envelope(signer: Signer, source: str = SOURCE, key: bytes | None = None,
+                 at: datetime | None = None) -> Envelope:
         record = sample_record(RECORD_TYPE, rng)
-        key = context.pseudonymiser.subject(record[schema.key_field]).encode()
-        return seal_events(source, [prepare(schema, record, source=source, key=key, now=now)], signer)[0]
+        if key is None:
+            key = context.pseudonymiser.subject(record[schema.key_field]).encode()
+        return seal_events(source, [prepare(schema, record, source=source, key=key, now=at or now)], signer)[0]
 
     def bad(kind: str, reason: str, env: Envelope, *, value: bytes | None = None,
             headers: list[tuple[str, bytes]] | None = None) -> BadRecord:
@@ -66,6 +81,9 @@ def bad_records(context: Context, rng: random.Random, now: datetime | None = Non
     replayed = envelope(good)
     junk = envelope(good)
     unknown_schema = envelope(good)
+    moved = envelope(good)
+    two_hours_ago = now - timedelta(hours=2)
+    old = envelope(good, at=two_hours_ago)
     records = [
         bad("bad signature", "BAD_SIGNATURE", forged, headers=forged_headers),
         bad("unknown signing key", "UNKNOWN_KEY", envelope(Signer.generate(SOURCE))),
@@ -76,5 +94,10 @@ def bad_records(context: Context, rng: random.Random, now: datetime | None = Non
         bad("wrong schema fingerprint", "UNKNOWN_SCHEMA", unknown_schema,
             value=unknown_schema.value[:2] + bytes(8) + unknown_schema.value[10:]),
         BadRecord("no envelope at all", "MALFORMED_ENVELOPE", topic, None, b"plain text", [("ce_id", b"x")]),
+        bad("signed key of 70,000 bytes", "BAD_KEY", envelope(good, key=b"k" * 70_000)),
+        BadRecord("copy on another partition", "WRONG_PARTITION", topic, moved.key, moved.value, list(moved.headers),
+                  partition=(zlib.crc32(moved.key) + 1) % partitions),
+        BadRecord("signed two hours ago, with that timestamp", "TIME_SKEW", topic, old.key, old.value,
+                  list(old.headers), timestamp_ms=int(two_hours_ago.timestamp() * 1000)),
     ]
     return records

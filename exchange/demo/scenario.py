@@ -118,7 +118,7 @@ def run_demo(bootstrap: str, base: Settings, events: int, workdir: Path, say: Sa
         bad = bad_records(context, rng)
         say(f"injecting {len(bad) - 1} bad records: " + ", ".join(b.kind for b in bad if b.reason))
         for record in bad:
-            producer.produce(record.topic, record.value, record.key, headers=record.headers)
+            record.produce(producer)
         producer.flush()
         summary.published += 1  # the replayed event's original is a good event
         flush_and_wait(summary.published + len(bad) - 1)

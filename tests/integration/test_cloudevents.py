@@ -48,7 +48,7 @@ def test_the_official_sdk_reads_every_kind_of_record(bootstrap: str, tmp_path: P
     producer = world.raw_producer()
     bad = bad_records(world.context, random.Random(5))
     for record in bad:
-        producer.produce(record.topic, record.value, record.key, headers=record.headers)
+        record.produce(producer)
     producer.flush()
 
     router = RouterThread(build_router(RouterConfig(router_id="ce", group_id="ce-routers"), world.settings))

@@ -26,7 +26,8 @@ def test_demo_summary_shows_every_part_of_the_exchange(bootstrap: str, tmp_path:
     assert {"tax-board", "statistics-office", "social-insurance", "public"} <= set(summary["delivered"])
     assert {"NO_CONSENT", "CONSENT_REVOKED"} <= set(summary["denied"])
     assert set(summary["quarantined"]) == {"BAD_SIGNATURE", "UNKNOWN_KEY", "NOT_AUTHORITATIVE", "REPLAYED",
-                                           "BAD_DATUM", "UNKNOWN_SCHEMA", "MALFORMED_ENVELOPE"}
+                                           "BAD_DATUM", "UNKNOWN_SCHEMA", "MALFORMED_ENVELOPE", "BAD_KEY",
+                                           "WRONG_PARTITION", "TIME_SKEW"}
     assert summary["consent"] == ["income assessed without consent: denied (NO_CONSENT)",
                                   "income assessed with consent: delivered",
                                   "income assessed after revocation: denied (CONSENT_REVOKED)"]

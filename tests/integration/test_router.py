@@ -121,13 +121,14 @@ def test_consent_is_required_granted_and_revoked_with_the_barrier(world: World, 
 
 
 def test_every_bad_record_kind_is_quarantined_and_logged_as_reject(world: World, router: RunningRouter) -> None:
-    """Bad signature, unknown key, a source not authoritative, a replayed event, garbage, an unknown schema and
-    no envelope at all are each quarantined with their reason and logged as REJECT; the original bytes are kept;
+    """Bad signature, unknown key, a source not authoritative, a replayed event, garbage, an unknown schema, no
+    envelope at all, a 70,000-byte key, a copy on another partition and an event signed two hours ago with that
+    timestamp are each quarantined with their reason and logged as REJECT; the original bytes are kept;
     a good event after them is still delivered."""
     bad = bad_records(world.context, random.Random(30))
     producer = world.raw_producer()
     for record in bad:
-        producer.produce(record.topic, record.value, record.key, headers=record.headers)
+        record.produce(producer)
     producer.flush()
     before = router.router.stats.events
     (good,) = world.publish("population-registry", "population.death-registered",
