@@ -8,7 +8,6 @@ rotation, without trying each. The key must be a registry key of ``exchange-cons
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from exchange.consent.errors import ConsentSigningError
@@ -17,6 +16,7 @@ from exchange.errors import ExchangeError
 from exchange.policy import ConsentArtefact, ConsentSignatureError
 from exchange.policy.consent import CONSENT_ISSUER
 from exchange.registry import Registry
+from exchange.safeparse import SafeParseError, parse_json
 
 __all__ = ["ConsentVerifier", "sign_artefact"]
 
@@ -73,10 +73,10 @@ def _signed_issue_time(message: bytes) -> datetime:
     if not newline:
         raise ConsentSignatureError("the signed bytes are not a consent artefact: no domain tag")
     try:
-        signed = json.loads(body)
+        signed = parse_json(body.decode(), "consent artefact")
         issuer = signed["issuer"]
         issued_at = datetime.fromisoformat(signed["issued_at"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, SafeParseError) as exc:
         raise ConsentSignatureError(f"the signed bytes are not a consent artefact: {exc}") from None
     if issuer != CONSENT_ISSUER:
         raise ConsentSignatureError(f"issuer {issuer!r} does not sign consents (only {CONSENT_ISSUER!r} does)")

@@ -7,7 +7,6 @@ exactly the policies a decision was taken under (:func:`read_bundle`) and take i
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,10 @@ from pydantic import ValidationError
 from exchange.policy.canonical import canonical_json
 from exchange.policy.errors import PolicyError
 from exchange.policy.models import PolicySet
+from exchange.safeparse import SafeParseError, parse_json
+
+BUNDLE_LIMIT = 16 * 1024 * 1024
+"""The largest policy bundle read back (registry and agreements of a whole country fit many times over)."""
 
 __all__ = ["PolicyBundle", "bundle_id", "make_bundle", "read_bundle"]
 
@@ -57,8 +60,8 @@ def read_bundle(data: bytes) -> PolicyBundle:
     """Parse published bundle bytes back into policies; raise :class:`PolicyError` unless they are exactly the
     canonical bundle of what they contain."""
     try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = parse_json(data.decode("utf-8"), "policy bundle", limit=BUNDLE_LIMIT)
+    except (UnicodeDecodeError, SafeParseError) as exc:
         raise PolicyError(f"policy bundle is not JSON: {exc}") from exc
     if not isinstance(document, dict) or set(document) != {"registry", "agreements", "restrictions"}:
         raise PolicyError("policy bundle must be an object with registry, agreements and restrictions")

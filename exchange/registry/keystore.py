@@ -31,6 +31,7 @@ from exchange.crypto.keys import EncryptionKey, Signer, encode_public_key
 from exchange.registry.errors import KeystoreError
 from exchange.registry.models import Agency, EncryptionKeyEntry, RegistryDocument, Service, SigningKeyEntry
 from exchange.registry.registry import Registry
+from exchange.safeparse import SafeParseError, read_yaml
 
 __all__ = ["DemoKeystore", "Keystore", "PublicEntry", "make_demo_keystore"]
 
@@ -172,12 +173,12 @@ class Keystore:
         """The public registry entry of ``identity_id``, checked against its private keys."""
         path = self._file(identity_id, "public.yaml")
         try:
-            entry = PublicEntry.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+            entry = PublicEntry.model_validate(read_yaml(path).data)
         except FileNotFoundError:
             raise KeystoreError(
                 f"no public entry {path} for {identity_id!r} (fix: exchange keys new {identity_id})"
             ) from None
-        except (OSError, yaml.YAMLError, ValidationError) as exc:
+        except (OSError, SafeParseError, ValidationError) as exc:
             raise KeystoreError(f"{path} is not a public key entry: {exc}") from exc
         if (
             entry.identity_id != identity_id
