@@ -1,4 +1,4 @@
-"""Verifying a received record: every check of ARCHITECTURE.md's router step 1 but the replay window.
+"""Verifying a received record: every check of the router's step 1 (docs/architecture.md) but the replay guard.
 
 Checks run cheapest first and each failure raises the :class:`VerificationError` subclass that names it. Before
 any work, every header's length and the key's are bounded (:data:`~exchange.envelope.attributes.HEADER_LIMITS`),
