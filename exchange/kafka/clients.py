@@ -311,8 +311,9 @@ class Consumer:
                 failure = error_from(err, f"consuming {msg.topic()}", ConsumeError)
                 if failure.fatal:
                     raise failure
-                # librdkafka recovers from the rest by itself (a topic a pattern will match once metadata
-                # arrives, a leader moving): report and go on.
+                # librdkafka recovers from the rest by itself (a leader moving; a topic a pattern will match,
+                # once its metadata is refreshed: every topic.metadata.refresh.interval.ms, which a pattern
+                # subscriber should set low, as the router does): report and go on.
                 _log.warning("consumer error", error=str(failure), code=failure.code)
                 continue
             records.append(_record(msg, self.names))
@@ -424,6 +425,9 @@ def read_since(since: Mapping[tuple[str, int], int], *, settings: Settings | Non
 
 
 _T = TypeVar("_T")
+_SETTLING = frozenset({"NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART",
+                       "_UNKNOWN_PARTITION", "_TIMED_OUT", "REQUEST_TIMED_OUT", "_TRANSPORT"})
+"""Answers of a cluster whose metadata is settling (a topic just created, a leader moving): ask again."""
 
 
 def _retrying(call: Callable[[], _T], what: str, deadline: float) -> _T:
@@ -434,7 +438,7 @@ def _retrying(call: Callable[[], _T], what: str, deadline: float) -> _T:
             return call()
         except _CKafkaException as exc:
             failure = translate(exc, what, ConsumeError)
-            if not failure.retriable or time.monotonic() >= deadline:
+            if not (failure.retriable or failure.code in _SETTLING) or time.monotonic() >= deadline:
                 raise failure from exc
         time.sleep(0.1)  # back off before asking the new leader; bounded by the deadline
 

@@ -47,6 +47,7 @@ AUDIT_TOPIC = "audit.decisions"
 QUARANTINE_TOPIC = "exchange.quarantine"
 BUNDLE_TOPIC = "policy.bundles"
 INGRESS_PATTERN = r"^ingress\..*"
+METADATA_REFRESH_MS = 3000
 _FIRST_BACKOFF_S = 0.05
 _MAX_BACKOFF_S = 5.0
 OUTPUT_LIMIT = 900 * 1024
@@ -141,7 +142,12 @@ class Router:
         self._backoff = _FIRST_BACKOFF_S
         self._batch = _Batch()
         self._consumer = Consumer(config.group_id, settings=settings, bootstrap=bootstrap,
-                                  overrides={"max.poll.interval.ms": 300_000, "session.timeout.ms": 30_000},
+                                  overrides={"max.poll.interval.ms": 300_000, "session.timeout.ms": 30_000,
+                                             # A pattern subscription sees a topic only once the client's
+                                             # metadata lists it: look every few seconds, not librdkafka's 5
+                                             # minutes, so fresh ingress topics (and new record types) are
+                                             # routed at once.
+                                             "topic.metadata.refresh.interval.ms": METADATA_REFRESH_MS},
                                   on_assign=self._assigned, on_revoke=self._revoked)
         self._producer = TransactionalProducer(f"exchange-router.{config.router_id}", settings=settings,
                                                bootstrap=bootstrap, overrides={"linger.ms": 5})
