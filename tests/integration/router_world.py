@@ -22,6 +22,7 @@ from exchange.registry import make_demo_keystore
 from exchange.router import Router, RouterConfig, build_router
 from exchange.schemas.samples import sample_record
 from exchange.settings import Settings
+from exchange.subscriber import Subscriber
 from exchange.topics import discover_inputs, expand, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,3 +124,14 @@ class RunningRouter:
     def stop(self) -> None:
         self.router.stop()
         self._thread.join(timeout=30)
+
+
+def drain(sub: Subscriber, want: int, rounds: int = 30) -> list[ReceivedDelivery]:
+    """Poll ``sub`` until ``want`` records were received or rejected, or ``rounds`` empty polls passed."""
+    got: list[ReceivedDelivery] = []
+    empty = 0
+    while sub.received + sum(sub.rejected.values()) < want and empty < rounds:
+        batch = sub.poll(100, timeout=1.0)
+        empty = 0 if batch else empty + 1
+        got.extend(batch)
+    return got

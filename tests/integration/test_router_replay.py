@@ -38,6 +38,16 @@ def _outcomes(world: World, event_id: str) -> Counter[str]:
     return Counter(e["outcome"] for e in world.decisions([event_id]))
 
 
+def _route(world: World, router_id: str, events: int) -> None:
+    """Run a router of its own group until it has committed ``events`` records."""
+    router = RouterThread(build_router(RouterConfig(router_id=router_id, group_id=f"{router_id}-routers"),
+                                       world.settings))
+    try:
+        router.wait_events(events)
+    finally:
+        router.stop()
+
+
 def _reasons(world: World) -> list[str]:
     return [q["reason_code"] for q in world.quarantined()]
 
@@ -90,11 +100,7 @@ def test_an_old_event_with_an_old_producer_timestamp_is_refused(bootstrap: str, 
                      timestamp_ms=int(then.timestamp() * 1000))
     producer.flush()
     (genuine,) = world.publish(AGENCY, TYPE, world.records(TYPE, 1, seed=43))
-    router = RouterThread(build_router(RouterConfig(router_id="old", group_id="old-routers"), world.settings))
-    try:
-        router.wait_events(2)
-    finally:
-        router.stop()
+    _route(world, "old", 2)
     assert _reasons(world) == ["TIME_SKEW"]
     assert _outcomes(world, envelope.event_id) == {"REJECT": 1}
     assert [d.event_id for d in world.deliveries("social-insurance")] == [genuine]
@@ -108,11 +114,7 @@ def test_a_copy_on_another_partition_is_refused(bootstrap: str, tmp_path: Path) 
     original = _original(world, event_id)
     assert original.partition == zlib.crc32(original.key or b"") % 6  # the producers' partitioner
     _produce_again(world, original, partition=(original.partition + 1) % 6)
-    router = RouterThread(build_router(RouterConfig(router_id="moved", group_id="movers"), world.settings))
-    try:
-        router.wait_events(2)
-    finally:
-        router.stop()
+    _route(world, "moved", 2)
     assert _reasons(world) == ["WRONG_PARTITION"]
     assert [d.event_id for d in world.deliveries("social-insurance")] == [event_id]
 
@@ -160,11 +162,7 @@ def test_an_ingress_topic_with_producer_timestamps_is_refused(bootstrap: str, tm
             break
         stamped_by_broker.append(event_id)
         assert time.monotonic() < deadline, "the topic still stamps records with the broker's time after 60 s"
-    router = RouterThread(build_router(RouterConfig(router_id="ct", group_id="ct-routers"), world.settings))
-    try:
-        router.wait_events(len(stamped_by_broker) + 1)
-    finally:
-        router.stop()
+    _route(world, "ct", len(stamped_by_broker) + 1)
     assert _reasons(world) == ["UNTRUSTED_TIMESTAMP"]
     assert _outcomes(world, event_id) == {"REJECT": 1}
     assert sorted(d.event_id for d in world.deliveries("social-insurance")) == sorted(stamped_by_broker)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from exchange.delivery import DeliverySealer, OpenError, ReceivedDelivery, SealedDelivery
+from exchange.delivery import DeliverySealer, OpenError, SealedDelivery
 from exchange.kafka import ConsumedRecord, Producer
 from exchange.schemas import Catalogue
 from exchange.subscriber import Subscriber
+from tests.integration.router_world import drain
 from tests.unit.delivery.support import PSEUDO, Keys, permit, signed_events
 
 TYPE = "population.address-changed"
@@ -22,17 +23,6 @@ def _produce(bootstrap: str, deliveries: list[SealedDelivery], topic: str) -> No
     for d in deliveries:
         producer.produce(topic, d.value, d.key, headers=d.headers)
     producer.flush()
-
-
-def _drain(sub: Subscriber, want: int, rounds: int = 30) -> list[ReceivedDelivery]:
-    """Poll until ``want`` records were received or rejected, or ``rounds`` empty polls passed."""
-    got: list[ReceivedDelivery] = []
-    empty = 0
-    while sub.received + sum(sub.rejected.values()) < want and empty < rounds:
-        batch = sub.poll(100, timeout=1.0)
-        empty = 0 if batch else empty + 1
-        got.extend(batch)
-    return got
 
 
 def test_subscriber_yields_verified_records_and_skips_tampered_ones(
@@ -68,7 +58,7 @@ def test_subscriber_yields_verified_records_and_skips_tampered_ones(
                           on_error=report)
 
     with subscriber() as first:
-        got = _drain(first, want=9)
+        got = drain(first, want=9)
         # Closed without commit: the group has no position yet.
     assert [d.event_id for d in got] == [e.attributes.id for e in events[:6]]
     for delivery, event in zip(got, events[:6], strict=True):
@@ -80,7 +70,7 @@ def test_subscriber_yields_verified_records_and_skips_tampered_ones(
 
     errors.clear()
     with subscriber() as second:
-        again = _drain(second, want=9)
+        again = drain(second, want=9)
         second.commit()
     assert [d.event_id for d in again] == [d.event_id for d in got]  # at-least-once: nothing was committed
     assert len(errors) == 3
@@ -88,5 +78,5 @@ def test_subscriber_yields_verified_records_and_skips_tampered_ones(
     (late,) = signed_events(catalogue, keys, registry, TYPE, n=1, seed=99)
     _produce(bootstrap, [sealer.seal(late, decision)], topic)
     with subscriber() as third:
-        after = _drain(third, want=1)
+        after = drain(third, want=1)
     assert [d.event_id for d in after] == [late.attributes.id]  # the committed batch is not read again

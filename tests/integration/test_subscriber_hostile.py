@@ -17,7 +17,7 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 from exchange.delivery import DeliveryOpener, InternalOpenError, OpenError, ReceivedDelivery
 from exchange.kafka import ConsumedRecord, make_admin
 from exchange.subscriber import Subscriber
-from tests.integration.router_world import RunningRouter, World
+from tests.integration.router_world import RunningRouter, World, drain
 
 RECIPIENT = "tax-board"
 TOPIC = f"delivery.{RECIPIENT}"
@@ -134,17 +134,6 @@ def _produce_hostile(world: World, good: ConsumedRecord) -> dict[tuple[int, int]
     return landed
 
 
-def _drain(sub: Subscriber, want: int, rounds: int = 30) -> list[ReceivedDelivery]:
-    """Poll until ``want`` records were received or rejected, or ``rounds`` empty polls passed."""
-    got: list[ReceivedDelivery] = []
-    empty = 0
-    while sub.received + sum(sub.rejected.values()) < want and empty < rounds:
-        batch = sub.poll(100, timeout=1.0)
-        empty = 0 if batch else empty + 1
-        got.extend(batch)
-    return got
-
-
 def test_hostile_records_never_stop_the_subscriber(world: World, router: RunningRouter, unique: str) -> None:
     """Genuine deliveries from the router, then hostile records on the same partition (70 KiB headers and key,
     a timestamp past 9999, a forged data key, a bug in the opener, …), then more genuine deliveries for the same
@@ -170,7 +159,7 @@ def test_hostile_records_never_stop_the_subscriber(world: World, router: Running
     opener = _Buggy(RECIPIENT, c.keystore.encryption_private_key(RECIPIENT), c.registry, c.catalogue)
     with Subscriber(RECIPIENT, settings=world.settings, opener=opener, group_id=f"hostile.{unique}",
                     on_error=lambda r, e: errors.append((r.partition, r.offset, e))) as sub:
-        got = _drain(sub, want=len(genuine) + len(hostile))
+        got = drain(sub, want=len(genuine) + len(hostile))
         sub.commit()
 
     position = {dict(r.headers)["ce_id"].decode(): (r.partition, r.offset) for r in genuine}
