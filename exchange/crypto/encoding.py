@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 
 __all__ = ["b64decode_strict"]
@@ -15,8 +14,8 @@ def b64decode_strict(text: str | bytes) -> bytes:
     accepting both would let anyone alter a signed note, key or proof without invalidating it.
     Raises :class:`binascii.Error` (a ValueError).
     """
-    raw = base64.b64decode(text, validate=True)
-    canonical = base64.b64encode(raw)
-    if canonical != (text.encode() if isinstance(text, str) else text):
+    data = text.encode("ascii", "replace") if isinstance(text, str) else text
+    raw = binascii.a2b_base64(data, strict_mode=True)  # only the alphabet, padding where it belongs
+    if binascii.b2a_base64(raw, newline=False) != data:
         raise binascii.Error("not the canonical base64 encoding")
     return raw
