@@ -22,11 +22,23 @@ from dataclasses import dataclass
 from exchange.crypto.encoding import b64decode_strict
 from exchange.crypto.errors import MalformedCheckpointError
 from exchange.crypto.merkle import HASH_SIZE
-from exchange.crypto.note import NoteSigner, Verifier, Verifiers, open_note, sign_note
+from exchange.crypto.note import NoteSigner, Verifier, Verifiers, VerifierSet, open_note, sign_note
 
-__all__ = ["Checkpoint", "format_checkpoint", "open_checkpoint", "parse_checkpoint", "sign_checkpoint"]
+__all__ = [
+    "MAX_TREE_SIZE",
+    "Checkpoint",
+    "format_checkpoint",
+    "open_checkpoint",
+    "parse_checkpoint",
+    "sign_checkpoint",
+]
 
-_SIZE = re.compile(r"0|[1-9][0-9]*", re.ASCII)
+MAX_TREE_SIZE = 2**64 - 1
+"""The largest tree size: sizes are uint64, as transparency-dev/formats/log reads them (``strconv.ParseUint``)."""
+
+# No sign, no leading zero, no space, at most 20 digits (so int() never sees a huge string); the range is
+# checked after conversion.
+_SIZE = re.compile(r"0|[1-9][0-9]{0,19}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +53,8 @@ class Checkpoint:
     def __post_init__(self) -> None:
         if not self.origin or not _is_line(self.origin):
             raise MalformedCheckpointError("checkpoint origin must be a non-empty line without control characters")
-        if self.size < 0:
-            raise MalformedCheckpointError(f"checkpoint tree size {self.size} is negative")
+        if not 0 <= self.size <= MAX_TREE_SIZE:
+            raise MalformedCheckpointError(f"checkpoint tree size {self.size} is outside 0..2^64-1")
         if len(self.root_hash) != HASH_SIZE:
             raise MalformedCheckpointError(f"checkpoint root hash has {len(self.root_hash)} bytes, not {HASH_SIZE}")
         for ext in self.extensions:
@@ -70,7 +82,8 @@ def parse_checkpoint(text: str) -> Checkpoint:
         raise MalformedCheckpointError(f"checkpoint has {len(lines)} lines, at least 3 are needed")
     origin, size_line, root_line, *extensions = lines
     if not _SIZE.fullmatch(size_line):
-        raise MalformedCheckpointError(f"checkpoint tree size {size_line!r} is not a decimal without leading zeros")
+        shown = size_line if len(size_line) <= 40 else size_line[:40] + "..."
+        raise MalformedCheckpointError(f"checkpoint tree size {shown!r} is not a uint64 decimal without leading zeros")
     try:
         root_hash = b64decode_strict(root_line)
     except (binascii.Error, ValueError) as exc:
@@ -86,17 +99,42 @@ def sign_checkpoint(checkpoint: Checkpoint, signers: Sequence[NoteSigner]) -> st
 
 
 def open_checkpoint(
-    note: str | bytes, verifiers: Verifiers | Iterable[Verifier], *, origin: str | None = None
+    note: str | bytes,
+    verifiers: Verifiers | Iterable[Verifier],
+    *,
+    origin: str | None = None,
+    log_key: Verifier | None = None,
 ) -> Checkpoint:
     """Verify a signed checkpoint (see :func:`~exchange.crypto.note.open_note`) and parse its text.
 
-    With ``origin``, a checkpoint of another log is refused with :class:`MalformedCheckpointError`.
+    With ``origin``, a checkpoint of another log is refused with :class:`MalformedCheckpointError`. With
+    ``log_key`` (trusted in addition to ``verifiers``), the log's own signature is required, as in
+    transparency-dev/formats/log ``ParseCheckpoint``: a checkpoint that only other trusted keys (witnesses)
+    signed is refused with :class:`MalformedCheckpointError`.
     """
+    if log_key is not None:
+        verifiers = _WithLogKey(log_key, verifiers if isinstance(verifiers, Verifiers) else VerifierSet(verifiers))
     opened = open_note(note, verifiers)
+    if log_key is not None and (log_key.name, log_key.key_id) not in opened.signers:
+        raise MalformedCheckpointError(f"checkpoint has no signature by the log key {log_key.name}+{log_key.key_id}")
     checkpoint = parse_checkpoint(opened.text)
     if origin is not None and checkpoint.origin != origin:
         raise MalformedCheckpointError(f"checkpoint is for log {checkpoint.origin!r}, expected {origin!r}")
     return checkpoint
+
+
+class _WithLogKey:
+    # A trust store that knows the log's key first, then whatever the caller trusts.
+    __slots__ = ("_log", "_others")
+
+    def __init__(self, log_key: Verifier, others: Verifiers) -> None:
+        self._log = log_key
+        self._others = others
+
+    def verifier(self, name: str, key_id: str) -> Verifier:
+        if (name, key_id) == (self._log.name, self._log.key_id):
+            return self._log
+        return self._others.verifier(name, key_id)
 
 
 def _is_line(s: str) -> bool:

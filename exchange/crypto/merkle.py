@@ -179,7 +179,8 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
 def verify_consistency(m: int, n: int, root_m: bytes, root_n: bytes, proof: Sequence[bytes]) -> None:
     """Check that the tree of size ``m`` with ``root_m`` is a prefix of the tree of size ``n`` with ``root_n``.
 
-    Follows RFC 9162 §2.1.4.2. A tree is consistent with itself (``m == n``: empty proof, equal roots) and every
+    Follows RFC 9162 §2.1.4.2. A tree is consistent with itself (``m == n``: empty proof, equal roots; checked
+    first, as transparency-dev/merkle v0.0.2 ``VerifyConsistency`` does, so ``0 -> 0`` needs equal roots) and every
     tree with the empty one (``m == 0``: empty proof, ``root_m`` is :data:`EMPTY_ROOT`).
     Raises :class:`InvalidSizeError`, :class:`ProofLengthError`, :class:`MalformedHashError` or
     :class:`RootMismatchError`.
@@ -191,13 +192,11 @@ def verify_consistency(m: int, n: int, root_m: bytes, root_n: bytes, proof: Sequ
     expected = consistency_proof_size(m, n)
     if len(proof) != expected:
         raise ProofLengthError(f"consistency proof {m} -> {n} has {len(proof)} hashes, expected {expected}")
-    if m == 0:
-        if root_m != EMPTY_ROOT:
-            raise RootMismatchError(f"first root {root_m.hex()} of the empty tree is not the empty root")
-        return
-    if m == n:
-        if root_m != root_n:
-            raise RootMismatchError(f"roots of two trees of size {m} differ: {root_m.hex()} != {root_n.hex()}")
+    if m == n and root_m != root_n:
+        raise RootMismatchError(f"roots of two trees of size {m} differ: {root_m.hex()} != {root_n.hex()}")
+    if m == 0 and root_m != EMPTY_ROOT:
+        raise RootMismatchError(f"first root {root_m.hex()} of the empty tree is not the empty root")
+    if m in (0, n):
         return
     fr, sr = _consistency_roots(m, n, root_m, proof)
     if fr != root_m:

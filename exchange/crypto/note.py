@@ -93,8 +93,11 @@ class Verifier:
 
     @classmethod
     def from_key_string(cls, vkey: str) -> Verifier:
-        """Parse ``<name>+<key id>+<base64(0x01 || key)>``; the key id must match the name and key."""
-        parts = vkey.split("+", 2)
+        """Parse ``<name>+<key id>+<base64(0x01 || key)>``; the key id must match the name and key.
+
+        One trailing newline (a key string read from a file) is dropped; any other whitespace is refused.
+        """
+        parts = vkey.removesuffix("\n").split("+", 2)
         if len(parts) != 3:
             raise KeyFormatError("verifier key must have the form <name>+<key id>+<base64 key>")
         name, key_id, b64 = parts

@@ -7,13 +7,14 @@ import base64
 import pytest
 
 from exchange.crypto.checkpoint import (
+    MAX_TREE_SIZE,
     Checkpoint,
     format_checkpoint,
     open_checkpoint,
     parse_checkpoint,
     sign_checkpoint,
 )
-from exchange.crypto.errors import MalformedCheckpointError, UnverifiedNoteError
+from exchange.crypto.errors import InvalidSignatureError, MalformedCheckpointError, UnverifiedNoteError
 from exchange.crypto.keys import Signer
 from exchange.crypto.merkle import EMPTY_ROOT
 
@@ -76,18 +77,62 @@ ROOT_B64 = base64.b64encode(EMPTY_ROOT).decode()
         "log\n12\nnot base64!\n",
         f"log\n12\n{base64.b64encode(b'short').decode()}\n",  # not 32 bytes
         f"log\n12\n{ROOT_B64}\n\n",  # empty extension line
+        f"log\n+1\n{ROOT_B64}\n",
+        f"log\n 1\n{ROOT_B64}\n",
+        f"log\n1 \n{ROOT_B64}\n",
+        f"log\n\n{ROOT_B64}\n",
+        f"log\n0x10\n{ROOT_B64}\n",
+        f"log\n18446744073709551616\n{ROOT_B64}\n",  # 2^64
+        f"log\n99999999999999999999\n{ROOT_B64}\n",  # 20 digits, above 2^64 - 1
+        f"log\n{'1' * 5000}\n{ROOT_B64}\n",  # longer than int() converts
     ],
 )
 def test_malformed_checkpoints_are_rejected(text: str) -> None:
-    """Missing lines, bad sizes, bad origins, bad hashes and empty extension lines are malformed."""
+    """Missing lines, bad sizes, bad origins, bad hashes and empty extension lines are malformed.
+
+    transparency-dev/formats/log refuses the same sizes (strconv.ParseUint(s, 10, 64)) except leading zeros, which
+    it accepts and the C2SP spec forbids; it also takes roots of any length and empty extension lines, which the
+    spec (RFC 6962 root, "extension lines MUST be non-empty") does not allow either.
+    """
     with pytest.raises(MalformedCheckpointError):
         parse_checkpoint(text)
+
+
+def test_tree_sizes_are_uint64() -> None:
+    """The largest uint64 is a tree size and round-trips; 2^64 is refused when parsed and when constructed."""
+    text = f"log\n18446744073709551615\n{ROOT_B64}\n"
+    cp = parse_checkpoint(text)
+    assert cp.size == MAX_TREE_SIZE == 2**64 - 1
+    assert format_checkpoint(cp) == text
+    with pytest.raises(MalformedCheckpointError):
+        Checkpoint("log", MAX_TREE_SIZE + 1, EMPTY_ROOT)
+
+
+def test_log_key_requires_the_logs_own_signature() -> None:
+    """With log_key, as in ParseCheckpoint, a checkpoint signed only by a trusted witness is refused."""
+    log, witness = Signer.generate("exchange-audit"), Signer.generate("witness.example")
+    cp = Checkpoint("exchange-audit", 7, EMPTY_ROOT)
+    witnessed = sign_checkpoint(cp, [witness])
+    assert open_checkpoint(witnessed, [log.verifier(), witness.verifier()]) == cp  # any trusted key, by default
+    with pytest.raises(MalformedCheckpointError, match="log key"):
+        open_checkpoint(witnessed, [witness.verifier()], log_key=log.verifier())
+    both = sign_checkpoint(cp, [witness, log])
+    assert open_checkpoint(both, [witness.verifier()], log_key=log.verifier(), origin="exchange-audit") == cp
+    assert open_checkpoint(both, [], log_key=log.verifier()) == cp
+    forged = sign_checkpoint(cp, [Signer.generate("exchange-audit")])
+    with pytest.raises(UnverifiedNoteError):
+        open_checkpoint(forged, [witness.verifier()], log_key=log.verifier())
+    tampered = both.replace("\n7\n", "\n8\n")
+    with pytest.raises(InvalidSignatureError):
+        open_checkpoint(tampered, [], log_key=log.verifier())
 
 
 def test_checkpoint_fields_are_checked_on_construction() -> None:
     """A checkpoint cannot be built with a negative size, a short hash or a multi-line origin."""
     with pytest.raises(MalformedCheckpointError):
         Checkpoint("log", -1, EMPTY_ROOT)
+    with pytest.raises(MalformedCheckpointError):
+        Checkpoint("log", 2**64, EMPTY_ROOT)
     with pytest.raises(MalformedCheckpointError):
         Checkpoint("log", 1, b"short")
     with pytest.raises(MalformedCheckpointError):

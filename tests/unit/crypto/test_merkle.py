@@ -274,6 +274,11 @@ def test_consistency_edge_cases() -> None:
     verify_consistency(0, 0, EMPTY_ROOT, EMPTY_ROOT, [])
     verify_consistency(0, 5, EMPTY_ROOT, ROOTS[4], [])
     verify_consistency(3, 3, ROOTS[2], ROOTS[2], [])
+    # Equal sizes are checked before size 0 (transparency-dev/merkle VerifyConsistency): 0 -> 0 needs equal roots.
+    with pytest.raises(RootMismatchError):
+        verify_consistency(0, 0, EMPTY_ROOT, SOME_HASH, [])
+    with pytest.raises(RootMismatchError):
+        verify_consistency(0, 0, SOME_HASH, SOME_HASH, [])
     with pytest.raises(RootMismatchError):
         verify_consistency(1, 1, ROOTS[0], ROOTS[1], [])
     with pytest.raises(RootMismatchError):

@@ -76,6 +76,35 @@ def test_mangled_verifier_keys_are_refused(bad: str) -> None:
         Verifier.from_key_string(bad)
 
 
+def test_verifier_key_read_from_a_file_keeps_its_newline_out() -> None:
+    """One trailing newline is dropped (as sumdb/note NewVerifier, whose base64 decoder skips newlines)."""
+    verifier = Verifier.from_key_string(PETER_KEY + "\n")
+    assert verifier.key_string() == PETER_KEY
+    assert (verifier.name, verifier.key_id) == ("PeterNeumann", "c74f20a3")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        PETER_KEY + "\n\n",
+        PETER_KEY + "\r\n",
+        PETER_KEY + "\r",
+        PETER_KEY + " ",
+        "\n" + PETER_KEY,
+        PETER_KEY[:30] + "\n" + PETER_KEY[30:],  # inside the base64
+        PETER_KEY.replace("c74f20a3", "C74F20A3"),  # the spec's key id hex is lowercase
+    ],
+)
+def test_verifier_keys_with_other_whitespace_or_case_are_refused(bad: str) -> None:
+    """Only one trailing newline is forgiven; other whitespace and upper-case key ids are refused.
+
+    sumdb/note NewVerifier accepts all of these but the leading newline and the space (its base64 decoder skips
+    CR and LF anywhere, and it parses the key id as a number): refused here so a key string has one form.
+    """
+    with pytest.raises(KeyFormatError):
+        Verifier.from_key_string(bad)
+
+
 def test_published_note_opens_with_one_known_key(peter: Verifier) -> None:
     """The published note verifies with Peter's key; Enoch's signature by an unknown key is kept as ignored."""
     opened = open_note(TEXT + "\n" + PETER_SIG + ENOCH_SIG, [peter])
