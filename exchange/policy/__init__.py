@@ -28,7 +28,7 @@ from exchange.policy.consent import (
     Signer,
     Verifier,
 )
-from exchange.policy.decision import Decision, EventFacts, Outcome
+from exchange.policy.decision import RECIPIENT_PSEUDONYM, Decision, EventFacts, Outcome
 from exchange.policy.engine import decide
 from exchange.policy.errors import (
     ConsentError,
@@ -46,6 +46,7 @@ from exchange.policy.typeinfo import TypeInfo
 __all__ = [
     "NO_CONSENTS",
     "PUBLIC_RECIPIENT",
+    "RECIPIENT_PSEUDONYM",
     "Agreement",
     "CompiledAgreement",
     "Condition",

@@ -18,7 +18,7 @@ from exchange.policy import reasons
 from exchange.policy.bundle import PolicyBundle, make_bundle
 from exchange.policy.checks import find_issues
 from exchange.policy.consent import ConsentRef
-from exchange.policy.decision import Decision, Outcome
+from exchange.policy.decision import RECIPIENT_PSEUDONYM, Decision, Outcome
 from exchange.policy.errors import PolicyCompileError, PolicyConflictError, PolicyError
 from exchange.policy.models import Agreement, PolicySet, Restriction
 from exchange.policy.typeinfo import TypeInfo
@@ -35,7 +35,8 @@ __all__ = [
 ]
 
 END_OF_TIME = datetime.max.replace(tzinfo=UTC)
-"""Stands for an open ``valid_until`` so the window check is two comparisons without a None test."""
+"""Stands for an open ``valid_until`` where a datetime is needed (``CompiledAgreement.valid_until``); an open
+window has no end at all, so the engine never compares an event's time with it (``CompiledAgreement.bounded``)."""
 
 MAX_RESTRICTIONS_PER_AGREEMENT = 12
 """Decisions are prebuilt for every subset of the restrictions touching an agreement: 2**12 at most."""
@@ -63,13 +64,20 @@ class CompiledAgreement:
     ``current[fired & mask]`` is the decision for an event inside the window on which the restrictions in
     ``fired`` (a bit mask) hold; ``not_yet_valid`` and ``expired`` likewise outside it. For a consent-based
     agreement a PERMIT in ``current`` still waits for the consent lookup, and ``no_consent[fired & mask]`` is the
-    decision when the subject has given none.
+    decision when the subject has given none; ``released[fired & mask]`` are the agreed fields left after those
+    restrictions (the key field included even when pseudonymising), which a consent's field scope narrows.
+
+    The window is ``[valid_from, valid_until)`` when ``bounded``; an open-ended agreement (no ``valid_until``,
+    ``bounded`` False) admits every time from ``valid_from`` on, ``valid_until`` then holding
+    :data:`END_OF_TIME` only for readers that need a datetime.
     """
 
     agreement: Agreement
     fields: tuple[str, ...]
+    key_field: str
     valid_from: datetime
     valid_until: datetime
+    bounded: bool
     consent_based: bool
     mask: int
     restrictions: tuple[CompiledRestriction, ...]
@@ -77,6 +85,7 @@ class CompiledAgreement:
     not_yet_valid: Mapping[int, Decision]
     expired: Mapping[int, Decision]
     no_consent: Mapping[int, Decision]
+    released: Mapping[int, tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,9 +188,10 @@ def _compile_agreement(
     mask = 0
     for restriction in touching:
         mask |= restriction.bit
+    key_field = info.key_field
     current, not_yet_valid, expired = (
         {
-            fired: _decision(agreement, fields, touching, fired=fired, window=window, bundle_id=bundle_id)
+            fired: _decision(agreement, fields, touching, key_field, fired=fired, window=window, bundle_id=bundle_id)
             for fired in _submasks(mask)
         }
         for window in (_CURRENT, _NOT_YET_VALID, _EXPIRED)
@@ -189,8 +199,10 @@ def _compile_agreement(
     return CompiledAgreement(
         agreement=agreement,
         fields=fields,
+        key_field=key_field,
         valid_from=agreement.valid_from,
-        valid_until=agreement.valid_until or END_OF_TIME,
+        valid_until=END_OF_TIME if agreement.valid_until is None else agreement.valid_until,
+        bounded=agreement.valid_until is not None,
         consent_based=agreement.legal_basis.is_consent,
         mask=mask,
         restrictions=touching,
@@ -198,33 +210,41 @@ def _compile_agreement(
         not_yet_valid=MappingProxyType(not_yet_valid),
         expired=MappingProxyType(expired),
         no_consent=MappingProxyType({fired: _no_consent(d, fields) for fired, d in current.items()}),
+        released=MappingProxyType({fired: _released(fields, touching, fired) for fired in current}),
     )
+
+
+def _released(fields: tuple[str, ...], touching: tuple[CompiledRestriction, ...], fired: int) -> tuple[str, ...]:
+    withheld: set[str] = set()
+    for restriction in touching:
+        if restriction.bit & fired:
+            withheld |= restriction.fields
+    return tuple(name for name in fields if name not in withheld)
 
 
 def _decision(
     agreement: Agreement,
     fields: tuple[str, ...],
     touching: tuple[CompiledRestriction, ...],
+    key_field: str,
     *,
     fired: int,
     window: tuple[str, ...],
     bundle_id: str,
 ) -> Decision:
-    withheld_names: set[str] = set()
     codes: list[str] = []
     # Restrictions first: deny overrides permit, and their reasons lead the list.
     for restriction in touching:
         if restriction.bit & fired:
-            withheld_names |= restriction.fields
             code = reasons.restricted_field(restriction.restriction.reason)
             if code not in codes:
                 codes.append(code)
-    released = tuple(name for name in fields if name not in withheld_names)
+    released = _released(fields, touching, fired)
     if not released:
         codes.append(reasons.ALL_FIELDS_WITHHELD)
     codes.extend(window)
     return make_decision(
-        agreement, fields, () if window else released,
+        agreement, fields, () if window else released, key_field=key_field,
         codes=tuple(codes), consent_ref=None, bundle_id=bundle_id,
     )
 
@@ -234,13 +254,21 @@ def make_decision(
     fields: tuple[str, ...],
     released: tuple[str, ...],
     *,
+    key_field: str,
     codes: tuple[str, ...],
     consent_ref: ConsentRef | None,
     bundle_id: str,
 ) -> Decision:
     """The decision under ``agreement`` releasing ``released`` of its schema-ordered ``fields``: PERMIT when
-    anything is released, DENY when nothing is."""
+    anything is released, DENY when nothing is.
+
+    A pseudonymising PERMIT lists :data:`RECIPIENT_PSEUDONYM` first and never ``key_field``, which it counts as
+    withheld: the delivery gives the recipient its own pseudonym of the subject, not the key field's value.
+    """
     kept = frozenset(released)
+    if agreement.pseudonymise and released:
+        kept -= {key_field}
+        released = (RECIPIENT_PSEUDONYM, *(name for name in released if name != key_field))
     return Decision(
         outcome=Outcome.PERMIT if released else Outcome.DENY,
         recipient=agreement.recipient,

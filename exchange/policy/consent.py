@@ -182,6 +182,14 @@ _DENIAL = {
     ConsentStatus.REVOKED: reasons.CONSENT_REVOKED,
     ConsentStatus.EXPIRED: reasons.CONSENT_EXPIRED,
 }
+"""The denial of a consent in that status at a time before its expiry (before its start too)."""
+
+_PAST_EXPIRY = dict.fromkeys(ConsentStatus, reasons.CONSENT_EXPIRED) | {
+    ConsentStatus.REVOKED: reasons.CONSENT_REVOKED,
+}
+"""The denial at or after the expiry: expired whatever the status, except a revocation, the citizen's explicit
+and final act, which stays what the log says (as ``exchange consent list`` shows it, see
+:func:`exchange.consent.wire.effective_status`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +198,7 @@ class _Entry:
     artefact: ConsentArtefact
     record_types: frozenset[str]
     status_reason: str | None  # None when ACTIVE
+    past_expiry_reason: str
     start: datetime
     expiry: datetime
     issued_at: datetime
@@ -202,6 +211,7 @@ def _entry(artefact: ConsentArtefact) -> _Entry:
         artefact=artefact,
         record_types=frozenset(artefact.record_types),
         status_reason=_DENIAL.get(artefact.status),
+        past_expiry_reason=_PAST_EXPIRY[artefact.status],
         start=artefact.start,
         expiry=artefact.expiry,
         issued_at=artefact.issued_at,
@@ -269,7 +279,12 @@ class ConsentState:
 
     def lookup(self, subject: str, recipient: str, purpose: str, record_type: str, at: datetime) -> ConsentDecision:
         """Granted if some consent covering ``record_type`` is ACTIVE and ``at`` lies in ``[start, expiry)``;
-        otherwise the reason given by the most recently issued consent that covers the type."""
+        otherwise the reason given by the most recently issued consent that covers the type.
+
+        A consent's reason: at or after its expiry CONSENT_REVOKED if revoked, else CONSENT_EXPIRED whatever
+        its status; before the expiry its status (CONSENT_PAUSED, CONSENT_REVOKED, CONSENT_EXPIRED), or for an
+        ACTIVE one CONSENT_NOT_STARTED before its start.
+        """
         ids = self._by_scope.get((subject, recipient, purpose))
         if not ids:
             return _NO_CONSENT
@@ -280,11 +295,11 @@ class ConsentState:
             if record_type not in entry.record_types:
                 continue
             reason = entry.status_reason
-            if reason is None:
+            if at >= entry.expiry:
+                reason = entry.past_expiry_reason
+            elif reason is None:
                 if at < entry.start:
                     reason = reasons.CONSENT_NOT_STARTED
-                elif at >= entry.expiry:
-                    reason = reasons.CONSENT_EXPIRED
                 elif granted is None or entry.issued_at > granted.issued_at:
                     granted = entry
                     continue

@@ -9,7 +9,12 @@ from typing import NamedTuple
 
 from exchange.policy.consent import ConsentRef
 
-__all__ = ["Decision", "EventFacts", "Outcome"]
+__all__ = ["RECIPIENT_PSEUDONYM", "Decision", "EventFacts", "Outcome"]
+
+RECIPIENT_PSEUDONYM = "(recipient pseudonym)"
+"""What a pseudonymising PERMIT lists first among its released ``fields``: the recipient received its own
+pseudonym of the subject, never the key field (the person id). It cannot be mistaken for a field name, which is
+``[A-Za-z_][A-Za-z0-9_]*``."""
 
 
 class Outcome(StrEnum):
@@ -38,10 +43,14 @@ class EventFacts(NamedTuple):
 class Decision(NamedTuple):
     """One agreement's verdict on one event: the access-log fields that the policy core is responsible for.
 
-    ``fields`` are released in schema order (empty on DENY); ``withheld`` are the agreement's other fields;
-    ``reasons`` are stable codes (``RESTRICTED_FIELD:<reason>``, ``NO_CONSENT``, ``AGREEMENT_EXPIRED`` …),
-    recorded on PERMIT too when a restriction narrowed the fields. Decisions do not depend on the event beyond
-    its facts, so equal decisions may be the same object.
+    ``fields`` are what the recipient receives, as the access log records it (``fields_released``): empty on
+    DENY; otherwise the released fields in schema order, preceded, when the agreement pseudonymises, by
+    :data:`RECIPIENT_PSEUDONYM` in place of the key field, which is then never listed (the delivery withholds it
+    and attests the recipient's pseudonym instead, whenever ``pseudonymise`` is set). ``withheld`` are the
+    agreement's fields not released, the pseudonymised key field among them. ``reasons`` are stable codes
+    (``RESTRICTED_FIELD:<reason>``, ``NO_CONSENT``, ``AGREEMENT_EXPIRED`` …), recorded on PERMIT too when a
+    restriction narrowed the fields. Decisions do not depend on the event beyond its facts, so equal decisions
+    may be the same object.
 
     A named tuple rather than a frozen dataclass: it is built on the per-event path, and a tuple is built
     several times faster.

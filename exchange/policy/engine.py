@@ -4,6 +4,9 @@ For every agreement, in this order: restrictions (deny overrides permit: restric
 reason recorded), the validity window, the legal basis (a consent-based agreement asks the consent view), then
 PERMIT with the fields left, or DENY with the reasons. Expired and not-yet-valid agreements decide too, so the
 access log shows the denial. A type without agreements yields no decision at all, hence never a PERMIT.
+The window is ``[valid_from, valid_until)``; an agreement without ``valid_until`` has no end. A pseudonymising
+PERMIT names the recipient pseudonym (:data:`~exchange.policy.decision.RECIPIENT_PSEUDONYM`) among the released
+fields in place of the key field, as the delivery does.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ def decide(index: PolicyIndex, event: EventFacts, consent: ConsentView) -> list[
         key = fired & agreement.mask
         if at < agreement.valid_from:
             decision = agreement.not_yet_valid[key]
-        elif at >= agreement.valid_until:
+        elif at >= agreement.valid_until and agreement.bounded:  # an open window admits even datetime.max
             decision = agreement.expired[key]
         else:
             decision = agreement.current[key]
@@ -70,11 +73,14 @@ def _with_consent(
             d.pseudonymise, d.topic, d.bundle_id,
         )
     if answer.fields is not None:
-        narrowed = tuple(name for name in d.fields if name in answer.fields)
-        if len(narrowed) != len(d.fields):
+        # Narrow the agreed fields left after restrictions, not d.fields: those name the recipient pseudonym
+        # in place of the key field when pseudonymising.
+        released = compiled.released[key]
+        narrowed = tuple(name for name in released if name in answer.fields)
+        if len(narrowed) != len(released):
             codes = (*d.reasons, reasons.CONSENT_SCOPE)
             return make_decision(
-                compiled.agreement, compiled.fields, narrowed,
+                compiled.agreement, compiled.fields, narrowed, key_field=compiled.key_field,
                 codes=codes if narrowed else (*codes, reasons.ALL_FIELDS_WITHHELD),
                 consent_ref=answer.reference, bundle_id=d.bundle_id,
             )

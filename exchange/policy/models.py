@@ -37,6 +37,7 @@ __all__ = [
     "RecordTypeName",
     "Restriction",
     "Slug",
+    "WindowInstant",
     "format_instant",
 ]
 
@@ -60,17 +61,44 @@ def _midnight_utc(value: object) -> object:
 
 
 def format_instant(value: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z`` suffix: the one spelling of a time in bundles and signed artefacts."""
+    """RFC 3339 in UTC with a ``Z`` suffix: the one spelling of a time in bundles and signed artefacts.
+
+    ``YYYY-MM-DDTHH:MM:SSZ``, with six fractional digits (``.ffffffZ``) only when the time has a fraction of a
+    second, which agreement windows never have (:data:`WindowInstant`).
+    """
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00:00-02:00: after 9999-12-31T23:59:59.999999Z
+        raise ValueError(f"{value.isoformat()} is outside the years 1 to 9999 in UTC") from None
+
+
+def _whole_second(value: datetime) -> datetime:
+    # The policy bundle spells times YYYY-MM-DDTHH:MM:SSZ: a fraction would be written as .ffffff, which that
+    # form does not have, so it is refused where the author can see it instead of travelling into the bundle.
+    if value.microsecond:
+        raise ValueError(
+            f"a time in a policy is whole seconds (YYYY-MM-DDTHH:MM:SSZ); {format_instant(value)} has a fraction "
+            "of a second"
+        )
+    return value
 
 
 Instant = Annotated[
     AwareDatetime,
     BeforeValidator(_midnight_utc),
-    AfterValidator(lambda value: value.astimezone(UTC)),
+    AfterValidator(_utc),
     PlainSerializer(format_instant, return_type=str, when_used="json"),
 ]
-"""A point in time with a zone, normalised to UTC; a bare date means midnight UTC of that day."""
+"""A point in time with a zone, normalised to UTC; a bare date means midnight UTC of that day. Microsecond
+resolution (the consent artefact's times are ``timestamp-micros`` on the wire)."""
+
+WindowInstant = Annotated[Instant, AfterValidator(_whole_second)]
+"""An agreement's ``valid_from`` or ``valid_until``: an :data:`Instant` in whole seconds, so the policy bundle
+spells it ``YYYY-MM-DDTHH:MM:SSZ``. A zone other than UTC is accepted and converted."""
 
 Slug = Annotated[StrictStr, Field(pattern=_SLUG, max_length=100)]
 """Agency ids, agreement and restriction ids, purpose and reason codes: ``lower-case-words``."""
@@ -152,8 +180,8 @@ class Agreement(BaseModel):
     purpose: Slug
     legal_basis: LegalBasis
     fields: FieldList
-    valid_from: Instant
-    valid_until: Instant | None = None
+    valid_from: WindowInstant
+    valid_until: WindowInstant | None = None
     pseudonymise: StrictBool = False
     delivery: Literal["agency", "opendata"] = "agency"
     retention: Annotated[StrictStr, Field(min_length=1, max_length=500)]

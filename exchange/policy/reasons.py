@@ -32,13 +32,14 @@ NO_CONSENT = "NO_CONSENT"
 """The agreement rests on consent and the subject has given none for this recipient, purpose and type."""
 
 CONSENT_PAUSED = "CONSENT_PAUSED"
-"""The subject has paused the consent."""
+"""The subject has paused the consent, and the event's time lies before its expiry."""
 
 CONSENT_REVOKED = "CONSENT_REVOKED"
-"""The subject has revoked the consent (final)."""
+"""The subject has revoked the consent (final: reported before, within and past its window)."""
 
 CONSENT_EXPIRED = "CONSENT_EXPIRED"
-"""The consent has passed its expiry, or the consent manager marked it expired."""
+"""The event's time is at or past the consent's expiry (whatever its status, unless revoked), or the consent
+manager marked it expired."""
 
 CONSENT_NOT_STARTED = "CONSENT_NOT_STARTED"
 """The consent is active but its start lies after the event's time."""

@@ -8,6 +8,7 @@ import pytest
 
 from exchange.policy import (
     NO_CONSENTS,
+    RECIPIENT_PSEUDONYM,
     Agreement,
     ConsentDecision,
     ConsentRef,
@@ -73,12 +74,13 @@ def test_statutory_agreement_permits_exactly_the_agreed_fields_in_schema_order()
 
 
 def test_pseudonymising_agreement_is_marked_for_the_router() -> None:
-    """The engine marks pseudonymisation; replacing the person id is the router's job."""
+    """The engine marks pseudonymisation for the delivery and releases the recipient pseudonym, not the id."""
     stats = agreement(id="sto-address", recipient="statistics-office", purpose="official-statistics",
                       fields=["person_id", "moved_on"], pseudonymise=True)
     decision = _only(decide(_index(stats), facts(address_protected=False), NO_CONSENTS))
     assert decision.pseudonymise is True
-    assert decision.fields == ("person_id", "moved_on")
+    assert decision.fields == (RECIPIENT_PSEUDONYM, "moved_on")
+    assert decision.withheld == ("person_id",)
 
 
 def test_consent_based_agreement_without_consent_is_denied() -> None:

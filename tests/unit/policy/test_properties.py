@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exchange.policy import (
+    RECIPIENT_PSEUDONYM,
     Agreement,
     ConsentDecision,
     ConsentRef,
@@ -101,17 +102,23 @@ def _holds(restriction: Restriction, values: dict[str, object]) -> bool:
 def test_no_decision_releases_a_field_outside_its_agreement(
     policies: PolicySet, event: EventFacts, answers: dict[Any, ConsentDecision]
 ) -> None:
-    """Released and withheld fields partition the agreement's fields; PERMIT iff something is released."""
+    """Released and withheld fields partition the agreement's fields; PERMIT iff something is released; a
+    pseudonymising PERMIT releases the recipient pseudonym first and never the key field."""
     index = compile_policies(policies, TYPES, AGENCIES, REGISTRY)
     decisions = decide(index, event, _RandomConsent(answers))
     agreements = {a.id: a for a in policies.agreements}
     assert len(decisions) == len(agreements)
     for decision in decisions:
         agreed = set(agreements[decision.agreement_id].fields)
-        assert set(decision.fields) <= agreed
-        assert set(decision.fields) | set(decision.withheld) == agreed
+        released = [name for name in decision.fields if name != RECIPIENT_PSEUDONYM]
+        assert set(released) <= agreed
+        assert set(released) | set(decision.withheld) == agreed
         assert not set(decision.fields) & set(decision.withheld)
         assert (decision.outcome is Outcome.PERMIT) == bool(decision.fields)
+        if decision.pseudonymise:
+            assert _TYPE.key_field not in decision.fields
+            assert (decision.fields[:1] == (RECIPIENT_PSEUDONYM,)) == decision.permitted
+        assert decision.fields.count(RECIPIENT_PSEUDONYM) == (decision.pseudonymise and decision.permitted)
 
 
 @settings(max_examples=300, deadline=None)
