@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    audit_origin: str = Field(default="exchange.local/access-log",
+                              description="the access log's origin line in its checkpoints (a name for this log)")
+    audit_state_dir: Path = Field(default=Path("audit-state"),
+                                  description="where the sequencer records the last checkpoint it signed")
     replication_factor: int | None = Field(
         default=None, description="replication factor for `topics apply`; default: min(3, brokers)"
     )

@@ -44,7 +44,8 @@ def test_shipped_spec_expands_every_family(repo_root: Path) -> None:
         "ingress.population.address-changed", "ingress.tax.income-assessed", "router.seen",
         "delivery.statistics-office", "delivery.tax-board",
         "opendata.business.company-registered",
-        "consent.events", "audit.decisions", "audit.checkpoints", "policy.bundles", "exchange.quarantine",
+        "consent.events", "audit.decisions", "audit.log", "audit.sequencer", "audit.checkpoints",
+        "policy.bundles", "exchange.quarantine",
     ]
 
 

@@ -1,0 +1,116 @@
+"""Checking the sequenced log's integrity: contiguous indices, every checkpoint signed and equal to the tree the
+entries make. Pure: the entries and checkpoints are passed in (from Kafka, or from an archive).
+
+Every checkpoint is checked against the root recomputed from the entries at its size, so checkpoints that pass
+are consistent with each other by construction (they are heads of one tree); one validly signed over another
+root at some size — a split view — is caught at that size. The first discrepancy stops the check; it names the
+index and the check that failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from exchange.crypto.checkpoint import Checkpoint, open_checkpoint
+from exchange.crypto.errors import CryptoError
+from exchange.crypto.merkle import CompactTree, leaf_hash
+from exchange.crypto.note import Verifier, Verifiers
+
+__all__ = ["Discrepancy", "IntegrityReport", "verify_integrity"]
+
+
+@dataclass(frozen=True, slots=True)
+class Discrepancy:
+    """The first thing found wrong: at which log index (None for a checkpoint on its own), which check, why."""
+
+    index: int | None
+    check: str
+    detail: str
+
+    def __str__(self) -> str:
+        where = "" if self.index is None else f"index {self.index}: "
+        return f"{where}{self.check}: {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrityReport:
+    entries: int
+    checkpoints: int
+    first_error: Discrepancy | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_error is None
+
+
+def verify_integrity(entries: Iterable[tuple[int, bytes]], checkpoints: Sequence[bytes | str],
+                     verifiers: Verifiers | Iterable[Verifier], origin: str, *,
+                     check_entry: Callable[[int, bytes], str | None] | None = None,
+                     progress: Callable[[int], None] | None = None) -> IntegrityReport:
+    """Replay ``entries`` (``(index, value)`` in log order) and check them against ``checkpoints`` (signed
+    notes, in publication order). ``check_entry`` may refuse an entry's content (returning why)."""
+    opened = _open_all(checkpoints, verifiers if isinstance(verifiers, Verifiers) else list(verifiers), origin)
+    if isinstance(opened, Discrepancy):
+        return IntegrityReport(0, 0, opened)
+    by_size: dict[int, list[Checkpoint]] = {}
+    for checkpoint in opened:
+        by_size.setdefault(checkpoint.size, []).append(checkpoint)
+    empty_root = CompactTree().root()
+    checked = sum(1 for c in by_size.get(0, []) if c.root_hash == empty_root)
+    if checked != len(by_size.get(0, [])):
+        return IntegrityReport(0, 0, Discrepancy(None, "root mismatch",
+                                                 "a checkpoint of size 0 signs a non-empty root"))
+    tree = CompactTree()
+    for index, value in entries:
+        error = _entry_error(tree, index, value, check_entry)
+        if error is None:
+            tree.append(leaf_hash(value))
+            error = _heads_error(tree, index, by_size.get(tree.size, ()))
+            checked += len(by_size.get(tree.size, ()))
+        if error is not None:
+            return IntegrityReport(tree.size, checked, error)
+        if progress is not None:
+            progress(tree.size)
+    beyond = [c for c in opened if c.size > tree.size]
+    if beyond:
+        return IntegrityReport(tree.size, checked, Discrepancy(
+            tree.size, "missing index", f"a checkpoint of size {beyond[0].size} covers more than the "
+            f"{tree.size} entries present (the log's tail was dropped)"))
+    return IntegrityReport(tree.size, checked, None)
+
+
+def _open_all(notes: Sequence[bytes | str], verifiers: Verifiers | list[Verifier],
+              origin: str) -> list[Checkpoint] | Discrepancy:
+    """Every checkpoint opened, in publication order, never smaller than the one before."""
+    opened: list[Checkpoint] = []
+    for number, note in enumerate(notes):
+        try:
+            checkpoint = open_checkpoint(note, verifiers, origin=origin)
+        except CryptoError as exc:
+            return Discrepancy(None, "bad checkpoint signature", f"checkpoint {number}: {exc}")
+        if opened and checkpoint.size < opened[-1].size:
+            return Discrepancy(None, "inconsistent checkpoints", f"checkpoint {number} has size {checkpoint.size}, "
+                               f"after one of size {opened[-1].size}")
+        opened.append(checkpoint)
+    return opened
+
+
+def _entry_error(tree: CompactTree, index: int, value: bytes,
+                 check_entry: Callable[[int, bytes], str | None] | None) -> Discrepancy | None:
+    if index != tree.size:
+        check = "duplicate index" if index < tree.size else "missing index"
+        return Discrepancy(tree.size, check, f"expected index {tree.size}, found {index}")
+    refusal = check_entry(index, value) if check_entry is not None else None
+    return None if refusal is None else Discrepancy(index, "not a decision entry", refusal)
+
+
+def _heads_error(tree: CompactTree, index: int, heads: Sequence[Checkpoint]) -> Discrepancy | None:
+    if not heads:
+        return None
+    root = tree.root()
+    if any(c.root_hash != root for c in heads):
+        return Discrepancy(index, "root mismatch", f"the checkpoint of size {tree.size} signs another root than "
+                           f"the entries up to index {index} make (an entry at or before it was altered, dropped, "
+                           "reordered or inserted, or the checkpoint is a split view)")
+    return None

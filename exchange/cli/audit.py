@@ -1,0 +1,105 @@
+"""``exchange audit sequencer run | verify``: sequence the access log; check its integrity."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from datetime import UTC, datetime
+from types import FrameType
+
+from exchange.audit import (
+    AUDIT_IDENTITY,
+    CHECKPOINT_TOPIC,
+    LOG_TOPIC,
+    Sequencer,
+    SequencerConfig,
+    read_log_entries,
+    verify_integrity,
+)
+from exchange.cli._progress import Progress
+from exchange.context import Context
+from exchange.errors import ConfigError
+from exchange.kafka import read_to_end
+from exchange.registry.errors import RegistryError
+from exchange.schemas import SchemaError
+from exchange.settings import get_settings
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("audit", help="the access log: sequence it, check it", description=__doc__)
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sequencer = sub.add_parser("sequencer", help="the access-log sequencer (one per log)")
+    seq = sequencer.add_subparsers(dest="sequencer_action", metavar="ACTION", required=True)
+    run = seq.add_parser("run", help="sequence audit.decisions into audit.log and sign checkpoints")
+    run.add_argument("--checkpoint-every", type=int, default=1000, metavar="N", help="entries between checkpoints")
+    run.add_argument("--checkpoint-interval", type=float, default=5.0, metavar="S",
+                     help="seconds between checkpoints while entries arrive")
+    run.add_argument("--exit-when-idle", type=float, default=None, metavar="SECONDS",
+                     help="stop after this long without entries (batch jobs, tests)")
+    run.add_argument("--unsafe-trust-log-state", action="store_true",
+                     help="UNSAFE: adopt the log's state as signed although this sequencer's record of what it "
+                          "signed is missing; only for a state directory known to be lost")
+    run.set_defaults(func=_run)
+    verify = sub.add_parser("verify", help="replay the log: indices, tree, every checkpoint's signature and root")
+    verify.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    verify.set_defaults(func=_verify)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    context = Context(settings)
+    signer = context.keystore.signer(AUDIT_IDENTITY)
+    try:
+        context.registry.verifier(AUDIT_IDENTITY, signer.key_id, datetime.now(UTC))
+    except RegistryError as exc:
+        raise ConfigError(f"the sequencer's key {signer.key_id} cannot sign for {AUDIT_IDENTITY}: {exc}. Add it to "
+                          f"the registry (`exchange keys show {AUDIT_IDENTITY}` prints its entry).") from exc
+    config = SequencerConfig(checkpoint_every=args.checkpoint_every, checkpoint_interval=args.checkpoint_interval,
+                             max_batch=min(1000, args.checkpoint_every),
+                             unsafe_trust_log_state=args.unsafe_trust_log_state)
+    sequencer = Sequencer(config, signer, settings=settings)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        sequencer.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"sequencing {sequencer.origin} from index {sequencer.size}", file=sys.stderr)
+    stats = sequencer.run(max_idle_s=args.exit_when_idle)
+    print(json.dumps({"origin": sequencer.origin, "size": sequencer.size, "entries": stats.entries,
+                      "checkpoints": stats.checkpoints}))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    context = Context(settings)
+    catalogue = context.catalogue
+    checkpoints = [r.value or b"" for r in read_to_end(CHECKPOINT_TOPIC, settings=settings)]
+    entries = read_log_entries(settings)
+    progress = Progress("verifying", total=len(entries))
+
+    def is_decision(_index: int, value: bytes) -> str | None:
+        try:
+            schema, _ = catalogue.decode(value)
+        except SchemaError as exc:
+            return str(exc)
+        return None if schema.type_name == "exchange.decision" else f"a {schema.type_name} record"
+
+    report = verify_integrity(entries, checkpoints,
+                              context.registry.note_verifiers(datetime.now(UTC), identities=[AUDIT_IDENTITY]),
+                              settings.audit_origin, check_entry=is_decision, progress=progress.update)
+    progress.close()
+    result = {"log": LOG_TOPIC, "entries": report.entries, "checkpoints": report.checkpoints, "ok": report.ok,
+              "first_error": None if report.first_error is None else {
+                  "index": report.first_error.index, "check": report.first_error.check,
+                  "detail": report.first_error.detail}}
+    if args.json:
+        print(json.dumps(result))
+    elif report.ok:
+        print(f"ok: {report.entries} entries, {report.checkpoints} checkpoints verified")
+    else:
+        print(f"FAILED at {report.first_error}")
+    return 0 if report.ok else 1

@@ -1,0 +1,138 @@
+"""The access-log sequencer on the real broker: every decision sequenced once with contiguous indices, signed
+checkpoints that verify against the replayed tree, a restart that resumes, and a lost state that refuses."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from exchange.audit import (
+    AUDIT_IDENTITY,
+    CHECKPOINT_TOPIC,
+    Sequencer,
+    SequencerConfig,
+    SequencerStateError,
+    read_log_entries,
+    verify_integrity,
+)
+from exchange.router import RouterConfig, RouterThread, build_router
+from exchange.settings import Settings
+from tests.integration.router_world import World
+
+TYPES = {"population.person-registered": "population-registry", "tax.income-assessed": "tax-board"}
+
+
+class _Running:
+    """A sequencer in a thread of the test process; waits on its committed size, never on the clock alone."""
+
+    def __init__(self, sequencer: Sequencer) -> None:
+        self.sequencer = sequencer
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.sequencer.run()
+        except BaseException as exc:  # noqa: BLE001 - kept and re-raised in the waiting thread
+            self.error = exc
+
+    def wait_for(self, condition: Callable[[Sequencer], bool], timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition(self.sequencer):
+            assert self._thread.is_alive(), f"the sequencer stopped: {self.error!r}"
+            assert time.monotonic() < deadline, f"the sequencer reached size {self.sequencer.size} only"
+            time.sleep(0.05)  # polling the sequencer's committed size; the condition is checked above
+
+    def stop(self) -> None:
+        self.sequencer.stop()
+        self._thread.join(60)
+
+
+def _sequencer(world: World, settings: Settings, *, unsafe_trust_log_state: bool = False) -> Sequencer:
+    config = SequencerConfig(checkpoint_every=100, checkpoint_interval=0.5, max_batch=100,
+                             unsafe_trust_log_state=unsafe_trust_log_state)
+    return Sequencer(config, world.context.keystore.signer(AUDIT_IDENTITY), settings=settings)
+
+
+def _route(world: World, per_type: int, seed: int) -> None:
+    before = len(world.read("audit.decisions"))
+    count = 0
+    for record_type, agency in TYPES.items():
+        count += len(world.publish(agency, record_type, world.records(record_type, per_type, seed=seed)))
+    router = RouterThread(build_router(RouterConfig(router_id="seq-router", group_id="seq-routers"), world.settings))
+    try:
+        router.wait_events(count)
+    finally:
+        router.stop()
+    assert len(world.read("audit.decisions")) > before
+
+
+def _verify(world: World, settings: Settings) -> tuple[int, int]:
+    checkpoints = [r.value or b"" for r in world.read(CHECKPOINT_TOPIC)]
+    verifiers = world.context.registry.note_verifiers(datetime.now(UTC), identities=[AUDIT_IDENTITY])
+    report = verify_integrity(read_log_entries(settings), checkpoints, verifiers, settings.audit_origin)
+    assert report.first_error is None
+    return report.entries, report.checkpoints
+
+
+def test_every_decision_is_sequenced_once_and_a_restart_resumes(bootstrap: str, tmp_path: Path) -> None:
+    world = World.create(bootstrap, tmp_path)
+    settings = world.settings.model_copy(update={"audit_state_dir": tmp_path / "audit-state"})
+    _route(world, per_type=60, seed=1)
+    decisions = len(world.read("audit.decisions"))
+
+    first = _Running(_sequencer(world, settings))
+    try:
+        first.wait_for(lambda s: s.size == decisions and s.signed is not None and s.signed.size == decisions)
+    finally:
+        first.stop()
+    assert _verify(world, settings)[0] == decisions
+
+    _route(world, per_type=30, seed=2)
+    total = len(world.read("audit.decisions"))
+    second = _Running(_sequencer(world, settings))  # a restart: resumes from the committed state
+    assert second.sequencer.size == decisions
+    try:
+        second.wait_for(lambda s: s.signed is not None and s.signed.size == total)
+    finally:
+        second.stop()
+    entries, checkpoints = _verify(world, settings)
+    assert entries == total
+    assert checkpoints >= total // 100
+    ids = Counter(dict(r.headers)["ce_id"] for r in world.read("audit.log"))
+    assert len(ids) == total
+    assert set(ids.values()) == {1}  # every decision exactly once
+
+
+def test_a_lost_state_refuses_to_sign(bootstrap: str, tmp_path: Path) -> None:
+    """With its record of what it signed gone, the sequencer refuses to start, unless told loudly to trust the
+    log; a state directory from before the last checkpoint (a restored backup) refuses too."""
+    world = World.create(bootstrap, tmp_path)
+    settings = world.settings.model_copy(update={"audit_state_dir": tmp_path / "audit-state"})
+    _route(world, per_type=20, seed=3)
+    decisions = len(world.read("audit.decisions"))
+    running = _Running(_sequencer(world, settings))
+    try:
+        running.wait_for(lambda s: s.signed is not None and s.signed.size == decisions)
+    finally:
+        running.stop()
+    (head,) = (tmp_path / "audit-state").glob("*.signed")
+    recorded = head.read_text()
+
+    head.unlink()
+    with pytest.raises(SequencerStateError, match="missing"):
+        _sequencer(world, settings)
+    adopted = _sequencer(world, settings, unsafe_trust_log_state=True)
+    assert adopted.size == decisions
+    assert head.read_text() == recorded
+
+    head.write_text(f"{decisions + 5}\n{recorded.splitlines()[1]}\n")  # a head the log never reached
+    with pytest.raises(SequencerStateError, match="behind"):
+        _sequencer(world, settings)
