@@ -50,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(summary.as_dict(), indent=2))
     else:
         _print(summary)
-    return 0 if summary.all_deliveries_verified else 1
+    return 0 if summary.all_deliveries_verified and summary.audit.get("verified") else 1
 
 
 def _print(s: DemoSummary) -> None:
@@ -63,6 +63,10 @@ def _print(s: DemoSummary) -> None:
     print("denied               " + (", ".join(f"{r} {n}" for r, n in sorted(s.denied.items())) or "none"))
     print("quarantined          " + (", ".join(f"{r} {n}" for r, n in sorted(s.quarantined.items())) or "none"))
     print(f"access-log entries   {s.audit_entries}")
+    audit = s.audit
+    verdict = "yes" if audit.get("verified") else f"NO: {audit.get('first_error')}"
+    print(f"access log           {audit.get('entries', 0)} entries sequenced, {audit.get('checkpoints', 0)} signed "
+          f"checkpoints, verified: {verdict}")
     print(f"consent              one citizen, {CONSENT['recipient']} / {CONSENT['purpose']}:")
     for step in s.consent_story:
         print(f"                     {step}")

@@ -20,6 +20,14 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from exchange.audit import (
+    AUDIT_IDENTITY,
+    CHECKPOINT_TOPIC,
+    Sequencer,
+    SequencerConfig,
+    read_log_entries,
+    verify_integrity,
+)
 from exchange.consent.manager import ConsentManager
 from exchange.context import Context
 from exchange.demo.bad_records import bad_records
@@ -30,6 +38,7 @@ from exchange.kafka.local import deploy_dir
 from exchange.publisher import Publisher
 from exchange.registry import make_demo_keystore
 from exchange.router import RouterConfig, RouterThread, build_router
+from exchange.runner import ServiceThread
 from exchange.schemas.samples import sample_record
 from exchange.settings import Settings
 from exchange.subscriber import Subscriber
@@ -66,6 +75,7 @@ class DemoSummary:
     decisions: int = 0
     all_deliveries_verified: bool = False
     consent_story: list[str] = field(default_factory=list)
+    audit: dict[str, Any] = field(default_factory=dict)
     namespace: str = ""
     seconds: float = 0.0
 
@@ -73,7 +83,8 @@ class DemoSummary:
         return {"published": self.published, "delivered": dict(self.delivered), "denied": dict(self.denied),
                 "quarantined": dict(self.quarantined), "audit_entries": self.audit_entries,
                 "decisions": self.decisions, "all_deliveries_verified": self.all_deliveries_verified,
-                "fields": self.fields, "consent": self.consent_story, "namespace": self.namespace,
+                "fields": self.fields, "consent": self.consent_story, "audit": self.audit,
+                "namespace": self.namespace,
                 "seconds": round(self.seconds, 1)}
 
 
@@ -134,10 +145,30 @@ def run_demo(bootstrap: str, base: Settings, events: int, workdir: Path, say: Sa
     outcome = {e["event_id"]: e for e in entries if e["recipient"] == CONSENT["recipient"]
                and e["agreement_id"] is not None and e["purpose"] == CONSENT["purpose"]}
     summary.consent_story = [f"{step}: {_verdict(outcome.get(event_id))}" for step, event_id in story]
+    say("sequencing the access log and verifying it ...")
+    summary.audit = _sequence_and_verify(settings, context, summary.audit_entries)
     say("departments reading their deliveries ...")
     summary.all_deliveries_verified = _receive(settings, context, Counter(stats.delivered), summary)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _sequence_and_verify(settings: Settings, context: Context, entries: int) -> dict[str, Any]:
+    """Run the sequencer until it has signed a checkpoint of every entry, then replay and verify the log."""
+    state_dir = Path(settings.audit_state_dir) / settings.topic_prefix.rstrip(".")
+    audit_settings = settings.model_copy(update={"audit_state_dir": state_dir})
+    sequencer = ServiceThread(Sequencer(SequencerConfig(checkpoint_every=100, checkpoint_interval=0.5, max_batch=100),
+                                        context.keystore.signer(AUDIT_IDENTITY), settings=audit_settings),
+                              "audit-sequencer")
+    try:
+        sequencer.wait_for(lambda s: s.signed is not None and s.signed.size >= entries, timeout=120)
+    finally:
+        sequencer.stop()
+    notes = [r.value or b"" for r in read_to_end(CHECKPOINT_TOPIC, settings=settings)]
+    verifiers = context.registry.note_verifiers(datetime.now(UTC), identities=[AUDIT_IDENTITY])
+    report = verify_integrity(read_log_entries(settings), notes, verifiers, settings.audit_origin)
+    return {"entries": report.entries, "checkpoints": report.checkpoints, "verified": report.ok,
+            "first_error": None if report.first_error is None else str(report.first_error)}
 
 
 def _verdict(entry: dict[str, Any] | None) -> str:

@@ -3,10 +3,7 @@ checkpoints that verify against the replayed tree, a restart that resumes, and a
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,37 +19,11 @@ from exchange.audit import (
     verify_integrity,
 )
 from exchange.router import RouterConfig, RouterThread, build_router
+from exchange.runner import ServiceThread
 from exchange.settings import Settings
 from tests.integration.router_world import World
 
 TYPES = {"population.person-registered": "population-registry", "tax.income-assessed": "tax-board"}
-
-
-class _Running:
-    """A sequencer in a thread of the test process; waits on its committed size, never on the clock alone."""
-
-    def __init__(self, sequencer: Sequencer) -> None:
-        self.sequencer = sequencer
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.sequencer.run()
-        except BaseException as exc:  # noqa: BLE001 - kept and re-raised in the waiting thread
-            self.error = exc
-
-    def wait_for(self, condition: Callable[[Sequencer], bool], timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition(self.sequencer):
-            assert self._thread.is_alive(), f"the sequencer stopped: {self.error!r}"
-            assert time.monotonic() < deadline, f"the sequencer reached size {self.sequencer.size} only"
-            time.sleep(0.05)  # polling the sequencer's committed size; the condition is checked above
-
-    def stop(self) -> None:
-        self.sequencer.stop()
-        self._thread.join(60)
 
 
 def _sequencer(world: World, settings: Settings, *, unsafe_trust_log_state: bool = False) -> Sequencer:
@@ -88,7 +59,7 @@ def test_every_decision_is_sequenced_once_and_a_restart_resumes(bootstrap: str, 
     _route(world, per_type=60, seed=1)
     decisions = len(world.read("audit.decisions"))
 
-    first = _Running(_sequencer(world, settings))
+    first = ServiceThread(_sequencer(world, settings), "sequencer")
     try:
         first.wait_for(lambda s: s.size == decisions and s.signed is not None and s.signed.size == decisions)
     finally:
@@ -97,8 +68,8 @@ def test_every_decision_is_sequenced_once_and_a_restart_resumes(bootstrap: str, 
 
     _route(world, per_type=30, seed=2)
     total = len(world.read("audit.decisions"))
-    second = _Running(_sequencer(world, settings))  # a restart: resumes from the committed state
-    assert second.sequencer.size == decisions
+    second = ServiceThread(_sequencer(world, settings), "sequencer")  # a restart: resumes from the committed state
+    assert second.service.size == decisions
     try:
         second.wait_for(lambda s: s.signed is not None and s.signed.size == total)
     finally:
@@ -118,7 +89,7 @@ def test_a_lost_state_refuses_to_sign(bootstrap: str, tmp_path: Path) -> None:
     settings = world.settings.model_copy(update={"audit_state_dir": tmp_path / "audit-state"})
     _route(world, per_type=20, seed=3)
     decisions = len(world.read("audit.decisions"))
-    running = _Running(_sequencer(world, settings))
+    running = ServiceThread(_sequencer(world, settings), "sequencer")
     try:
         running.wait_for(lambda s: s.signed is not None and s.signed.size == decisions)
     finally:

@@ -34,6 +34,10 @@ def test_demo_summary_shows_every_part_of_the_exchange(bootstrap: str, tmp_path:
     # The access log holds exactly one entry per decision and per rejected record, as the router committed them.
     assert summary["audit_entries"] == summary["decisions"] + sum(summary["quarantined"].values())
     assert summary["decisions"] >= sum(summary["delivered"].values())
+    # The sequencer ordered every entry into the signed log, and the log verifies from index 0.
+    assert summary["audit"]["entries"] == summary["audit_entries"]
+    assert summary["audit"]["checkpoints"] >= 1
+    assert summary["audit"]["verified"] is True
     # The statistics office never sees a person id: its field sets hold the recipient pseudonym instead.
     for fields in summary["fields"]["statistics-office"].values():
         assert "person_id" not in fields
