@@ -155,10 +155,8 @@ def run_demo(bootstrap: str, base: Settings, events: int, workdir: Path, say: Sa
 
 def _sequence_and_verify(settings: Settings, context: Context, entries: int) -> dict[str, Any]:
     """Run the sequencer until it has signed a checkpoint of every entry, then replay and verify the log."""
-    state_dir = Path(settings.audit_state_dir) / settings.topic_prefix.rstrip(".")
-    audit_settings = settings.model_copy(update={"audit_state_dir": state_dir})
     sequencer = ServiceThread(Sequencer(SequencerConfig(checkpoint_every=100, checkpoint_interval=0.5, max_batch=100),
-                                        context.keystore.signer(AUDIT_IDENTITY), settings=audit_settings),
+                                        context.keystore.signer(AUDIT_IDENTITY), settings=settings),
                               "audit-sequencer")
     try:
         sequencer.wait_for(lambda s: s.signed is not None and s.signed.size >= entries, timeout=120)
@@ -194,6 +192,7 @@ def _prepare(bootstrap: str, base: Settings, workdir: Path, say: Say) -> Setting
     settings = base.model_copy(update={
         "bootstrap": bootstrap, "topic_prefix": namespace, "registry": workdir / "registry.yaml",
         "keystore": workdir / "keystore", "pseudonym_secret": SecretStr(secret_file.read_text().strip()),
+        "audit_state_dir": workdir / "audit-state" / namespace.rstrip("."),
     })
     admin = make_admin(settings)
     old = [t for t in admin.list_topics(timeout=30).topics if t.startswith("demo-")]
