@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/exchange bench publish
 	$(BIN)/exchange bench router
 	$(BIN)/exchange bench replay
+	$(BIN)/exchange bench audit
 
 broker-up: install
 	$(BIN)/exchange broker up

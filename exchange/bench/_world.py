@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from pydantic import SecretStr
 
 from exchange.context import Context
 from exchange.envelope import Pseudonymiser
 from exchange.kafka import make_admin
 from exchange.kafka.admin import apply_topics, broker_count
+from exchange.kafka.local import deploy_dir
 from exchange.registry import Keystore, Registry, make_demo_keystore
 from exchange.schemas import Catalogue
 from exchange.settings import Settings, get_settings
-from exchange.topics import TopicSpec
+from exchange.topics import TopicSpec, discover_inputs, expand, load_spec
 
-__all__ = ["BenchWorld", "make_world"]
+__all__ = ["BenchWorld", "apply_bench_topics", "bench_settings", "make_world"]
 
 
 @dataclass
@@ -44,3 +48,20 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> None:
     rf = 1 if broker_count(admin) < 3 else 3
     apply_topics(admin, [TopicSpec(n, partitions, rf, {"retention.ms": "3600000"}) for n in names],
                  prefix=get_settings().topic_prefix)
+
+
+def bench_settings(world: BenchWorld) -> Settings:
+    """The settings of one benchmark run: the world's keys and registry, a fresh topic namespace."""
+    return get_settings().model_copy(update={
+        "bootstrap": world.bootstrap, "topic_prefix": f"bench{uuid.uuid4().hex[:8]}.",
+        "registry": world.directory / "registry.yaml", "keystore": world.directory / "keystore",
+        "pseudonym_secret": SecretStr("benchmark-pseudonym-secret-0001"),
+        "audit_state_dir": world.directory / "audit-state",
+    })
+
+
+def apply_bench_topics(settings: Settings, extra: list[TopicSpec]) -> None:
+    """The exchange's topics (deploy/topics.yaml) and ``extra`` ones, under the run's namespace."""
+    inputs = discover_inputs(settings.schemas, settings.registry, settings.policies)
+    specs = expand(load_spec(deploy_dir().parent / "topics.yaml"), inputs, brokers=1)
+    apply_topics(make_admin(settings), [*specs, *extra], prefix=settings.topic_prefix)

@@ -26,19 +26,15 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import SecretStr
-
-from exchange.bench._world import BenchWorld
+from exchange.bench._world import BenchWorld, apply_bench_topics, bench_settings
 from exchange.context import Context
 from exchange.envelope import parse_time
-from exchange.kafka import Consumer, Producer, TransactionalProducer, make_admin
-from exchange.kafka.admin import apply_topics
-from exchange.kafka.local import deploy_dir
+from exchange.kafka import Consumer, Producer, TransactionalProducer
 from exchange.publisher import Publisher
 from exchange.router import RouterConfig, build_router
 from exchange.schemas.samples import sample_record
-from exchange.settings import Settings, get_settings
-from exchange.topics import TopicSpec, discover_inputs, expand, load_spec
+from exchange.settings import Settings
+from exchange.topics import TopicSpec
 
 __all__ = ["RouterFigures", "bench_router"]
 
@@ -63,8 +59,8 @@ class RouterFigures:
 
 
 def bench_router(world: BenchWorld, events: int, routers: int = 1, latency_events: int = 2000) -> RouterFigures:
-    settings = _settings(world)
-    _apply_topics(settings)
+    settings = bench_settings(world)
+    apply_bench_topics(settings, [TopicSpec(RAW_OUT, 6, 1, {"retention.ms": "3600000"})])
     _preload(world, settings, events)
     policies = Context(settings).policies
     decisions = {t: len(policies.agreements_for(t)) for t in TYPES}
@@ -83,22 +79,6 @@ def bench_router(world: BenchWorld, events: int, routers: int = 1, latency_event
 
 
 # -- set-up -----------------------------------------------------------------------------------------------------
-
-def _settings(world: BenchWorld) -> Settings:
-    base = get_settings()
-    return base.model_copy(update={
-        "bootstrap": world.bootstrap, "topic_prefix": f"bench{uuid.uuid4().hex[:8]}.",
-        "registry": world.directory / "registry.yaml", "keystore": world.directory / "keystore",
-        "pseudonym_secret": SecretStr("benchmark-pseudonym-secret-0001"),
-    })
-
-
-def _apply_topics(settings: Settings) -> None:
-    inputs = discover_inputs(settings.schemas, settings.registry, settings.policies)
-    specs = expand(load_spec(deploy_dir().parent / "topics.yaml"), inputs, brokers=1)
-    raw_out = TopicSpec(RAW_OUT, 6, 1, {"retention.ms": "3600000"})
-    apply_topics(make_admin(settings), [*specs, raw_out], prefix=settings.topic_prefix)
-
 
 def _publisher(world: BenchWorld, settings: Settings, agency: str, producer: Producer) -> Publisher:
     return Publisher.from_keystore(agency, world.keystore, registry=world.registry, catalogue=world.catalogue,
