@@ -8,6 +8,7 @@ audit verify``). Witnesses, tiles, re-evaluation of decisions, proofs and export
 from __future__ import annotations
 
 from exchange.audit.errors import AuditError, SequencerStateError
+from exchange.audit.log import read_checkpoints, read_log_entries, verify_log
 from exchange.audit.sequencer import (
     AUDIT_IDENTITY,
     CHECKPOINT_TOPIC,
@@ -16,7 +17,6 @@ from exchange.audit.sequencer import (
     Sequencer,
     SequencerConfig,
     SequencerStats,
-    read_log_entries,
 )
 from exchange.audit.state import LogState, SignedHead
 from exchange.audit.verify import Discrepancy, IntegrityReport, verify_integrity
@@ -35,6 +35,8 @@ __all__ = [
     "SequencerStateError",
     "SequencerStats",
     "SignedHead",
+    "read_checkpoints",
     "read_log_entries",
     "verify_integrity",
+    "verify_log",
 ]

@@ -37,7 +37,7 @@ from exchange.log import get_logger
 from exchange.settings import Settings, get_settings
 
 __all__ = ["AUDIT_IDENTITY", "CHECKPOINT_TOPIC", "LOG_TOPIC", "STATE_TOPIC", "Sequencer", "SequencerConfig",
-           "SequencerStats", "read_log_entries"]
+           "SequencerStats"]
 
 AUDIT_IDENTITY = "exchange-audit"
 DECISIONS_TOPIC = "audit.decisions"
@@ -240,12 +240,3 @@ def _file_name(origin: str) -> str:
     """A file name for a log origin (which may hold slashes and dots)."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in origin)
 
-
-def read_log_entries(settings: Settings | None = None, bootstrap: str | None = None) -> list[tuple[int, bytes]]:
-    """``(index, value)`` of every committed entry of ``audit.log``, in log order (the index is the one the
-    sequencer wrote; a verifier checks it)."""
-    out = []
-    for record in read_to_end(LOG_TOPIC, settings=settings, bootstrap=bootstrap):
-        found = dict(record.headers).get(H_INDEX, b"")
-        out.append((int(found) if found.isdigit() else -1, record.value or b""))
-    return out

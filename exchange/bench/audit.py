@@ -22,15 +22,15 @@ from typing import Any
 
 from exchange.audit import (
     AUDIT_IDENTITY,
-    CHECKPOINT_TOPIC,
     Sequencer,
     SequencerConfig,
+    read_checkpoints,
     read_log_entries,
     verify_integrity,
 )
 from exchange.bench._world import BenchWorld, apply_bench_topics, bench_settings
 from exchange.envelope import uuid7
-from exchange.kafka import Consumer, Producer, TransactionalProducer, read_to_end
+from exchange.kafka import Consumer, Producer, TransactionalProducer
 from exchange.runner import ServiceThread
 from exchange.schemas.samples import sample_record
 from exchange.settings import Settings
@@ -64,7 +64,7 @@ def bench_audit(world: BenchWorld, entries: int) -> AuditFigures:
     _preload(world, settings, entries)
     raw = _raw_pass_through(settings, entries)
     sequenced = _sequence(world, settings, entries)
-    notes = [r.value or b"" for r in read_to_end(CHECKPOINT_TOPIC, settings=settings)]
+    notes = read_checkpoints(settings)
     log = read_log_entries(settings)
     verifiers = world.registry.note_verifiers(datetime.now(UTC), identities=[AUDIT_IDENTITY])
     started = time.perf_counter()

@@ -9,19 +9,10 @@ import sys
 from datetime import UTC, datetime
 from types import FrameType
 
-from exchange.audit import (
-    AUDIT_IDENTITY,
-    CHECKPOINT_TOPIC,
-    LOG_TOPIC,
-    Sequencer,
-    SequencerConfig,
-    read_log_entries,
-    verify_integrity,
-)
+from exchange.audit import AUDIT_IDENTITY, LOG_TOPIC, Sequencer, SequencerConfig, verify_log
 from exchange.cli._progress import Progress
 from exchange.context import Context
 from exchange.errors import ConfigError
-from exchange.kafka import read_to_end
 from exchange.registry.errors import RegistryError
 from exchange.schemas import SchemaError
 from exchange.settings import get_settings
@@ -77,9 +68,7 @@ def _verify(args: argparse.Namespace) -> int:
     settings = get_settings()
     context = Context(settings)
     catalogue = context.catalogue
-    checkpoints = [r.value or b"" for r in read_to_end(CHECKPOINT_TOPIC, settings=settings)]
-    entries = read_log_entries(settings)
-    progress = Progress("verifying", total=len(entries))
+    progress = Progress("verifying")
 
     def is_decision(_index: int, value: bytes) -> str | None:
         try:
@@ -88,9 +77,7 @@ def _verify(args: argparse.Namespace) -> int:
             return str(exc)
         return None if schema.type_name == "exchange.decision" else f"a {schema.type_name} record"
 
-    report = verify_integrity(entries, checkpoints,
-                              context.registry.note_verifiers(datetime.now(UTC), identities=[AUDIT_IDENTITY]),
-                              settings.audit_origin, check_entry=is_decision, progress=progress.update)
+    report = verify_log(settings, context.registry, check_entry=is_decision, progress=progress.update)
     progress.close()
     result = {"log": LOG_TOPIC, "entries": report.entries, "checkpoints": report.checkpoints, "ok": report.ok,
               "first_error": None if report.first_error is None else {

@@ -20,14 +20,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from exchange.audit import (
-    AUDIT_IDENTITY,
-    CHECKPOINT_TOPIC,
-    Sequencer,
-    SequencerConfig,
-    read_log_entries,
-    verify_integrity,
-)
+from exchange.audit import AUDIT_IDENTITY, Sequencer, SequencerConfig, verify_log
 from exchange.consent.manager import ConsentManager
 from exchange.context import Context
 from exchange.demo.bad_records import bad_records
@@ -162,9 +155,7 @@ def _sequence_and_verify(settings: Settings, context: Context, entries: int) -> 
         sequencer.wait_for(lambda s: s.signed is not None and s.signed.size >= entries, timeout=120)
     finally:
         sequencer.stop()
-    notes = [r.value or b"" for r in read_to_end(CHECKPOINT_TOPIC, settings=settings)]
-    verifiers = context.registry.note_verifiers(datetime.now(UTC), identities=[AUDIT_IDENTITY])
-    report = verify_integrity(read_log_entries(settings), notes, verifiers, settings.audit_origin)
+    report = verify_log(settings, context.registry)
     return {"entries": report.entries, "checkpoints": report.checkpoints, "verified": report.ok,
             "first_error": None if report.first_error is None else str(report.first_error)}
 

@@ -4,19 +4,16 @@ checkpoints that verify against the replayed tree, a restart that resumes, and a
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from exchange.audit import (
     AUDIT_IDENTITY,
-    CHECKPOINT_TOPIC,
     Sequencer,
     SequencerConfig,
     SequencerStateError,
-    read_log_entries,
-    verify_integrity,
+    verify_log,
 )
 from exchange.router import RouterConfig, RouterThread, build_router
 from exchange.runner import ServiceThread
@@ -46,9 +43,7 @@ def _route(world: World, per_type: int, seed: int) -> None:
 
 
 def _verify(world: World, settings: Settings) -> tuple[int, int]:
-    checkpoints = [r.value or b"" for r in world.read(CHECKPOINT_TOPIC)]
-    verifiers = world.context.registry.note_verifiers(datetime.now(UTC), identities=[AUDIT_IDENTITY])
-    report = verify_integrity(read_log_entries(settings), checkpoints, verifiers, settings.audit_origin)
+    report = verify_log(settings, world.context.registry)
     assert report.first_error is None
     return report.entries, report.checkpoints
 
