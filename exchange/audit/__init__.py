@@ -1,8 +1,9 @@
 """The access log: the sequencer that orders decisions into a signed, append-only log, and its verifier.
 
-Built so far: :class:`Sequencer` (``exchange audit sequencer run``) and :func:`verify_integrity` (``exchange
-audit verify``). Witnesses, tiles, re-evaluation of decisions, proofs and export are still to come
-(docs/architecture.md, "The access log").
+Built so far: :class:`Sequencer` (``exchange audit sequencer run``), :func:`verify_integrity` (``exchange
+audit verify``) and the C2SP tlog-witness :class:`Witness` (``exchange audit witness run``) with its client
+:func:`add_checkpoint`. Sending checkpoints to witnesses from the sequencer, tiles, re-evaluation of decisions,
+proofs and export are still to come (docs/architecture.md, "The access log").
 """
 
 from __future__ import annotations
@@ -20,6 +21,17 @@ from exchange.audit.sequencer import (
 )
 from exchange.audit.state import LogState, SignedHead
 from exchange.audit.verify import Discrepancy, IntegrityReport, verify_integrity
+from exchange.audit.witness import Witness, WitnessedCheckpoint, WitnessError, WitnessStateError
+from exchange.audit.witness_client import (
+    WitnessClientError,
+    WitnessConflictError,
+    WitnessForbiddenError,
+    WitnessInconsistentError,
+    WitnessResponseError,
+    WitnessUnavailableError,
+    WitnessUnknownLogError,
+    add_checkpoint,
+)
 
 __all__ = [
     "AUDIT_IDENTITY",
@@ -35,6 +47,18 @@ __all__ = [
     "SequencerStateError",
     "SequencerStats",
     "SignedHead",
+    "Witness",
+    "WitnessClientError",
+    "WitnessConflictError",
+    "WitnessError",
+    "WitnessForbiddenError",
+    "WitnessInconsistentError",
+    "WitnessResponseError",
+    "WitnessStateError",
+    "WitnessUnavailableError",
+    "WitnessUnknownLogError",
+    "WitnessedCheckpoint",
+    "add_checkpoint",
     "read_checkpoints",
     "read_log_entries",
     "verify_integrity",
