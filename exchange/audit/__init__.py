@@ -19,7 +19,9 @@ from exchange.audit.sequencer import (
     SequencerConfig,
     SequencerStats,
 )
+from exchange.audit.serve import TileServer
 from exchange.audit.state import LogState, SignedHead
+from exchange.audit.tiles import TileError, TileReader, TileWriter, checkpoint_size
 from exchange.audit.verify import Discrepancy, IntegrityReport, verify_integrity
 from exchange.audit.witness import Witness, WitnessedCheckpoint, WitnessError, WitnessStateError
 from exchange.audit.witness_client import (
@@ -47,6 +49,10 @@ __all__ = [
     "SequencerStateError",
     "SequencerStats",
     "SignedHead",
+    "TileError",
+    "TileReader",
+    "TileServer",
+    "TileWriter",
     "Witness",
     "WitnessClientError",
     "WitnessConflictError",
@@ -59,6 +65,7 @@ __all__ = [
     "WitnessUnknownLogError",
     "WitnessedCheckpoint",
     "add_checkpoint",
+    "checkpoint_size",
     "read_checkpoints",
     "read_log_entries",
     "verify_integrity",

@@ -2,7 +2,8 @@
 
     ExchangeError
     └── AuditError                       the access log cannot be written or trusted as it is
-        └── SequencerStateError          the persisted state is missing, unreadable or behind what was signed
+        ├── SequencerStateError          the persisted state is missing, unreadable or behind what was signed
+        └── TileError                    a tile cannot be written or read as the log needs it (exchange.audit.tiles)
 """
 
 from __future__ import annotations

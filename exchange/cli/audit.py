@@ -11,6 +11,7 @@ from types import FrameType
 
 from exchange.audit import AUDIT_IDENTITY, LOG_TOPIC, Sequencer, SequencerConfig, verify_log
 from exchange.cli._progress import Progress
+from exchange.cli._tiles import register_serve
 from exchange.cli._witness import register_witness
 from exchange.context import Context
 from exchange.errors import ConfigError
@@ -23,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("audit", help="the access log: sequence it, check it", description=__doc__)
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     register_witness(sub)
+    register_serve(sub)
     sequencer = sub.add_parser("sequencer", help="the access-log sequencer (one per log)")
     seq = sequencer.add_subparsers(dest="sequencer_action", metavar="ACTION", required=True)
     run = seq.add_parser("run", help="sequence audit.decisions into audit.log and sign checkpoints")
