@@ -49,6 +49,8 @@ class Settings(BaseSettings):
                               description="the access log's origin line in its checkpoints (a name for this log)")
     audit_state_dir: Path = Field(default=Path("audit-state"),
                                   description="where the sequencer records the last checkpoint it signed")
+    audit_tiles_dir: Path | None = Field(default=None,
+                                         description="where the sequencer writes the log as C2SP tlog-tiles")
     replication_factor: int | None = Field(
         default=None, description="replication factor for `topics apply`; default: min(3, brokers)"
     )

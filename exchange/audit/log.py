@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from exchange.audit.sequencer import AUDIT_IDENTITY, CHECKPOINT_TOPIC, H_INDEX, LOG_TOPIC
+from exchange.audit.names import AUDIT_IDENTITY, CHECKPOINT_TOPIC, H_INDEX, LOG_TOPIC
 from exchange.audit.verify import IntegrityReport, verify_integrity
 from exchange.kafka import read_to_end
 from exchange.registry import Registry

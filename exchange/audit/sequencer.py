@@ -1,18 +1,24 @@
 """The access-log sequencer: decisions in, a contiguous, signed, append-only log out.
 
 It reads every partition of ``audit.decisions`` (read_committed; assigned, not a group member, so no second
-instance can take half the partitions) and, per batch, in **one Kafka transaction**:
+instance can take half the partitions). Three stages, each with one job, state written last:
 
-1. appends each decision as the next leaf of an RFC 6962 tree and writes it to ``audit.log`` (one partition,
-   key and ``ce_exindex`` = its index from 0, value and headers = the router's entry unchanged);
-2. when ``checkpoint_every`` entries or ``checkpoint_interval`` seconds have passed since the last one, signs a
-   C2SP tlog-checkpoint of the tree with the ``exchange-audit`` key and writes it to ``audit.checkpoints``;
-3. writes the tree state (size, right edge, last signed head) to ``audit.sequencer``;
-4. adds the consumed offsets (KIP-447) and commits.
+1. **Sequence**, one Kafka transaction per batch: each decision becomes the next leaf of an RFC 6962 tree and
+   goes to ``audit.log`` (one partition; key and ``ce_exindex`` = its index from 0; value and headers = the
+   router's entry, unchanged), the tree state to ``audit.sequencer``, the consumed offsets (KIP-447) with them.
+   A crash anywhere leaves all of a batch or none of it: indices never skip or repeat, and no decision is lost
+   or sequenced twice. An entry too large to be tiled (over 65,535 bytes) is quarantined instead, in the same
+   transaction, so the log stays servable.
+2. **Integrate** (with a tiles directory): the committed entries are written as C2SP tlog-tiles; after a crash
+   the tiles catch up from ``audit.log``.
+3. **Publish**, every ``checkpoint_every`` entries or ``checkpoint_interval`` seconds: sign a C2SP
+   tlog-checkpoint of the committed tree with the ``exchange-audit`` key, have every configured witness cosign
+   it (tlog-witness, with a consistency proof from the tiles), and write it with its cosignatures to
+   ``audit.checkpoints`` and the new signed head to ``audit.sequencer``, in one transaction. Only committed
+   entries are ever signed, so a signature can never cover a tree that a restart would build otherwise.
 
-A crash anywhere leaves all of a batch or none of it, so indices never skip or repeat and no decision is lost
-or sequenced twice. One instance per log: its transactional id fences any older one. It never signs a
-checkpoint that does not extend the last one it signed (see :mod:`exchange.audit.state`).
+One instance per log: its transactional id fences any older one. It never signs a checkpoint that does not
+extend the last one it signed (see :mod:`exchange.audit.state`).
 """
 
 from __future__ import annotations
@@ -25,26 +31,35 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from exchange.audit.errors import SequencerStateError
+from exchange.audit.log import read_checkpoints, read_log_entries
+from exchange.audit.names import (
+    AUDIT_IDENTITY,
+    CHECKPOINT_TOPIC,
+    DECISIONS_TOPIC,
+    H_INDEX,
+    LOG_TOPIC,
+    QUARANTINE_TOPIC,
+    STATE_TOPIC,
+)
 from exchange.audit.state import LogState, SignedHead, read_signed_head, write_signed_head
+from exchange.audit.tiles import MAX_ENTRY_SIZE, TileReader, TileWriter, checkpoint_size
+from exchange.audit.witness_client import WitnessClientError, WitnessConflictError, add_checkpoint
+from exchange.context import Context
 from exchange.crypto.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from exchange.crypto.keys import Signer
 from exchange.crypto.merkle import CompactTree, leaf_hash
 from exchange.crypto.note import Verifier
-from exchange.envelope import format_time, uuid7
+from exchange.envelope import OversizedRecordError, format_time, uuid7
 from exchange.envelope.attributes import ce_headers
+from exchange.errors import ConfigError
 from exchange.kafka import ConsumedRecord, Consumer, KafkaError, TransactionalProducer, read_to_end
 from exchange.log import get_logger
+from exchange.router.entries import EntryWriter
 from exchange.settings import Settings, get_settings
 
 __all__ = ["AUDIT_IDENTITY", "CHECKPOINT_TOPIC", "LOG_TOPIC", "STATE_TOPIC", "Sequencer", "SequencerConfig",
            "SequencerStats"]
 
-AUDIT_IDENTITY = "exchange-audit"
-DECISIONS_TOPIC = "audit.decisions"
-LOG_TOPIC = "audit.log"
-STATE_TOPIC = "audit.sequencer"
-CHECKPOINT_TOPIC = "audit.checkpoints"
-H_INDEX = "ce_exindex"
 _STATE_KEY = b"state"
 
 _log = get_logger("exchange.audit.sequencer")
@@ -56,6 +71,10 @@ class SequencerConfig:
     checkpoint_interval: float = 5.0
     max_batch: int = 1000
     poll_timeout: float = 0.2
+    tiles_dir: Path | None = None
+    """Write the log as C2SP tlog-tiles here (needed by witnesses, proofs and ``exchange audit serve``)."""
+    witnesses: tuple[str, ...] = ()
+    """Witness URLs; a checkpoint is published only once every one has cosigned it (needs ``tiles_dir``)."""
     unsafe_trust_log_state: bool = False
     """Adopt the log's own state as what was signed although this sequencer has no record of it (a lost state
     directory). Only for a state directory known to be lost, never for one that disagrees."""
@@ -67,6 +86,9 @@ class SequencerStats:
     checkpoints: int = 0
     batches: int = 0
     aborted_batches: int = 0
+    quarantined: int = 0
+    unwitnessed: int = 0
+    """Checkpoints signed but not published because a witness did not cosign them (tried again later)."""
 
 
 class Sequencer:
@@ -87,7 +109,12 @@ class Sequencer:
         self._producer = TransactionalProducer("exchange-audit-sequencer", settings=self.settings,
                                                bootstrap=bootstrap)
         self._consumer = Consumer("exchange-audit-sequencer", settings=self.settings, bootstrap=bootstrap)
+        if config.witnesses and config.tiles_dir is None:
+            raise ConfigError("witnesses need the log's tiles for their consistency proofs: give a tiles directory")
         self._state = self._resume()
+        self._tiles = self._integrate_backlog() if config.tiles_dir is not None else None
+        self._witnessed: dict[str, int] = {}
+        self._quarantine = EntryWriter(AUDIT_IDENTITY, Context(self.settings).catalogue, frozenset(), frozenset())
         self._last_checkpoint = time.monotonic()
         self._assign()
 
@@ -167,7 +194,7 @@ class Sequencer:
                     idle_since = time.monotonic()
                 else:
                     if self._checkpoint_due():
-                        self.sequence([])
+                        self.publish_checkpoint()
                     if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                         break
         finally:
@@ -186,55 +213,136 @@ class Sequencer:
                 or time.monotonic() - self._last_checkpoint >= self.config.checkpoint_interval)
 
     def sequence(self, records: list[ConsumedRecord]) -> None:
-        """Sequence one batch (and sign a checkpoint if one is due) in one transaction."""
+        """Sequence one batch in one transaction, tile it, then publish a checkpoint if one is due."""
         tree = CompactTree.from_state(self._state.size, self._state.nodes)
         offsets: dict[tuple[str, int], int] = {}
         first: dict[tuple[str, int], int] = {}
-        signed = self._state.signed
+        values: list[bytes] = []
         try:
             self._producer.begin()
             for record in records:
-                value = record.value or b""
-                index = tree.append(leaf_hash(value))
-                headers = [*record.headers, (H_INDEX, str(index).encode())]
-                self._producer.produce(LOG_TOPIC, value, str(index).encode(), headers=headers, partition=0)
                 tp = (record.topic, record.partition)
                 first.setdefault(tp, record.offset)
                 offsets[tp] = record.offset + 1
-            if self._checkpoint_due(tree.size):
-                signed = SignedHead(tree.size, tree.root())
-                note = sign_checkpoint(Checkpoint(self.origin, signed.size, signed.root), [self._signer])
-                now = self._clock()
-                self._producer.produce(CHECKPOINT_TOPIC, note.encode(), self.origin.encode(), partition=0,
-                                       headers=ce_headers(uuid7(int(now.timestamp() * 1000)), AUDIT_IDENTITY,
-                                                          "exchange.checkpoint", format_time(now),
-                                                          content_type="text/plain; charset=utf-8"))
+                value = record.value or b""
+                if len(value) > MAX_ENTRY_SIZE:
+                    self._quarantine_entry(record)
+                    continue
+                index = tree.append(leaf_hash(value))
+                headers = [*record.headers, (H_INDEX, str(index).encode())]
+                self._producer.produce(LOG_TOPIC, value, str(index).encode(), headers=headers, partition=0)
+                values.append(value)
             size, nodes = tree.state
-            state = LogState(size, nodes, signed)
+            state = LogState(size, nodes, self._state.signed)
             self._producer.produce(STATE_TOPIC, state.encode(), _STATE_KEY, partition=0)
             if offsets:
                 self._producer.send_offsets(self._consumer, offsets)
             self._producer.commit()
         except KafkaError as exc:
-            if exc.fatal:
-                raise
-            _log.warning("sequencer batch aborted; consuming it again", error=str(exc), records=len(records))
-            self._producer.abort()
-            self.stats.aborted_batches += 1
+            self._aborted(exc, len(records))
             for (topic, partition), offset in first.items():
                 self._consumer.seek(topic, partition, offset)
-            self._stop.wait(0.5)
             return
-        published = signed is not None and signed != self._state.signed
         self._state = state
-        if published and signed is not None:
-            write_signed_head(self._head_file, signed)
-            self._last_checkpoint = time.monotonic()
-            self.stats.checkpoints += 1
-            _log.info("checkpoint published", size=signed.size, origin=self.origin)
-        self.stats.entries += len(records)
+        self.stats.entries += len(values)
         self.stats.batches += 1
+        if self._tiles is not None:
+            self._tiles.append(values)
+        if self._checkpoint_due():
+            self.publish_checkpoint()
 
+    def publish_checkpoint(self) -> bool:
+        """Sign the committed tree, have the witnesses cosign it, publish it; False if it could not be."""
+        head = SignedHead(self._state.size, CompactTree.from_state(self._state.size, self._state.nodes).root())
+        note = sign_checkpoint(Checkpoint(self.origin, head.size, head.root), [self._signer])
+        cosigned = self._cosign(note, head.size)
+        self._last_checkpoint = time.monotonic()
+        if cosigned is None:
+            self.stats.unwitnessed += 1
+            return False
+        state = LogState(self._state.size, self._state.nodes, head)
+        now = self._clock()
+        try:
+            self._producer.begin()
+            self._producer.produce(CHECKPOINT_TOPIC, cosigned.encode(), self.origin.encode(), partition=0,
+                                   headers=ce_headers(uuid7(int(now.timestamp() * 1000)), AUDIT_IDENTITY,
+                                                      "exchange.checkpoint", format_time(now),
+                                                      content_type="text/plain; charset=utf-8"))
+            self._producer.produce(STATE_TOPIC, state.encode(), _STATE_KEY, partition=0)
+            self._producer.commit()
+        except KafkaError as exc:
+            self._aborted(exc, 0)
+            return False
+        self._state = state
+        write_signed_head(self._head_file, head)
+        if self._tiles is not None:
+            self._tiles.write_checkpoint(cosigned)
+        self.stats.checkpoints += 1
+        _log.info("checkpoint published", size=head.size, origin=self.origin, witnesses=len(self.config.witnesses))
+        return True
+
+    def _cosign(self, note: str, size: int) -> str | None:
+        """``note`` with every witness's cosignature, or None if one of them would not cosign it now."""
+        lines: list[str] = []
+        for url in self.config.witnesses:
+            old = self._witnessed.get(url, 0)
+            for _ in range(2):  # a 409 tells the size the witness has: ask again from there, once
+                try:
+                    lines += add_checkpoint(url, old, self._proof(old, size), note)
+                except WitnessConflictError as exc:
+                    old = exc.size
+                    continue
+                except (WitnessClientError, ValueError) as exc:
+                    _log.error("a witness did not cosign; the checkpoint waits", witness=url, size=size,
+                               error=str(exc))
+                    return None
+                self._witnessed[url] = size
+                break
+            else:
+                _log.error("a witness keeps answering 409; the checkpoint waits", witness=url, size=size)
+                return None
+        return note + "".join(lines)
+
+    def _proof(self, old: int, size: int) -> list[bytes]:
+        if self.config.tiles_dir is None or old in (0, size) or old > size:
+            return []
+        return TileReader(self.config.tiles_dir).consistency_proof(old, size)
+
+    def _quarantine_entry(self, record: ConsumedRecord) -> None:
+        error = OversizedRecordError(f"an access-log entry of {len(record.value or b'')} bytes cannot be tiled "
+                                     f"(at most {MAX_ENTRY_SIZE})")
+        value, headers = self._quarantine.quarantine(record.key, record.value, record.headers, error,
+                                                     topic=record.topic, partition=record.partition,
+                                                     offset=record.offset, now=self._clock())
+        self._producer.produce(QUARANTINE_TOPIC, value, record.key, headers=headers)
+        self.stats.quarantined += 1
+        _log.error("access-log entry quarantined", reason=error.reason, topic=record.topic,
+                   partition=record.partition, offset=record.offset)
+
+    def _aborted(self, exc: KafkaError, records: int) -> None:
+        if exc.fatal:
+            raise exc
+        _log.warning("sequencer transaction aborted; trying again", error=str(exc), records=records)
+        self._producer.abort()
+        self.stats.aborted_batches += 1
+        self._stop.wait(0.5)
+
+    def _integrate_backlog(self) -> TileWriter:
+        """The tiles resumed from their directory and caught up with the committed log (after a crash between
+        a commit and its tiles), with the last published checkpoint."""
+        directory = self.config.tiles_dir
+        if directory is None:
+            raise ConfigError("no tiles directory to integrate into")
+        tiles = TileWriter(directory).resume(min(checkpoint_size(directory), self._state.size))
+        if tiles.size < self._state.size:
+            missing = [v for i, v in read_log_entries(self.settings, self._bootstrap)
+                       if tiles.size <= i < self._state.size]
+            tiles.append(missing)
+        if self._state.signed is not None and checkpoint_size(directory) < self._state.signed.size:
+            notes = read_checkpoints(self.settings, self._bootstrap)
+            if notes:
+                tiles.write_checkpoint(notes[-1])
+        return tiles
 
 def _file_name(origin: str) -> str:
     """A file name for a log origin (which may hold slashes and dots)."""

@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 
 from exchange.audit import AUDIT_IDENTITY, LOG_TOPIC, Sequencer, SequencerConfig, verify_log
@@ -33,6 +34,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                      help="seconds between checkpoints while entries arrive")
     run.add_argument("--exit-when-idle", type=float, default=None, metavar="SECONDS",
                      help="stop after this long without entries (batch jobs, tests)")
+    run.add_argument("--tiles", type=Path, default=None, metavar="DIR",
+                     help="write the log as C2SP tlog-tiles here (default: EXCHANGE_AUDIT_TILES_DIR); "
+                          "serve them with `exchange audit serve --tiles DIR`")
+    run.add_argument("--witness", action="append", default=[], metavar="URL",
+                     help="a witness that must cosign every checkpoint before it is published (repeatable; "
+                          "needs --tiles)")
     run.add_argument("--unsafe-trust-log-state", action="store_true",
                      help="UNSAFE: adopt the log's state as signed although this sequencer's record of what it "
                           "signed is missing; only for a state directory known to be lost")
@@ -53,6 +60,7 @@ def _run(args: argparse.Namespace) -> int:
                           f"the registry (`exchange keys show {AUDIT_IDENTITY}` prints its entry).") from exc
     config = SequencerConfig(checkpoint_every=args.checkpoint_every, checkpoint_interval=args.checkpoint_interval,
                              max_batch=min(1000, args.checkpoint_every),
+                             tiles_dir=args.tiles or settings.audit_tiles_dir, witnesses=tuple(args.witness),
                              unsafe_trust_log_state=args.unsafe_trust_log_state)
     sequencer = Sequencer(config, signer, settings=settings)
 

@@ -50,7 +50,8 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(summary.as_dict(), indent=2))
     else:
         _print(summary)
-    return 0 if summary.all_deliveries_verified and summary.audit.get("verified") else 1
+    return 0 if summary.all_deliveries_verified and summary.audit.get("verified") and summary.audit.get(
+        "witnessed") else 1
 
 
 def _print(s: DemoSummary) -> None:
@@ -67,6 +68,7 @@ def _print(s: DemoSummary) -> None:
     verdict = "yes" if audit.get("verified") else f"NO: {audit.get('first_error')}"
     print(f"access log           {audit.get('entries', 0)} entries sequenced, {audit.get('checkpoints', 0)} signed "
           f"checkpoints, verified: {verdict}")
+    print(f"                     every checkpoint cosigned by the witness: {'yes' if audit.get('witnessed') else 'NO'}")
     print(f"consent              one citizen, {CONSENT['recipient']} / {CONSENT['purpose']}:")
     for step in s.consent_story:
         print(f"                     {step}")

@@ -20,9 +20,15 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from exchange.audit import AUDIT_IDENTITY, Sequencer, SequencerConfig, verify_log
+from exchange.audit import AUDIT_IDENTITY, Sequencer, SequencerConfig, Witness, read_checkpoints, verify_log
+from exchange.audit.witness_http import WitnessHTTPServer, serve_in_thread
 from exchange.consent.manager import ConsentManager
 from exchange.context import Context
+from exchange.crypto.checkpoint import open_checkpoint
+from exchange.crypto.cosignature import Cosigner
+from exchange.crypto.errors import CryptoError
+from exchange.crypto.keys import Signer
+from exchange.crypto.note import Verifier
 from exchange.demo.bad_records import bad_records
 from exchange.envelope import EnvelopeVerifier, VerificationError
 from exchange.kafka import ConsumeError, Producer, make_admin, read_to_end
@@ -147,17 +153,42 @@ def run_demo(bootstrap: str, base: Settings, events: int, workdir: Path, say: Sa
 
 
 def _sequence_and_verify(settings: Settings, context: Context, entries: int) -> dict[str, Any]:
-    """Run the sequencer until it has signed a checkpoint of every entry, then replay and verify the log."""
-    sequencer = ServiceThread(Sequencer(SequencerConfig(checkpoint_every=100, checkpoint_interval=0.5, max_batch=100),
-                                        context.keystore.signer(AUDIT_IDENTITY), settings=settings),
-                              "audit-sequencer")
+    """Run the sequencer, with the log written as tiles and a witness cosigning every checkpoint, until it has
+    published a checkpoint of every entry; then replay and verify the log and check every cosignature."""
+    state = Path(settings.audit_state_dir)
+    signer = context.keystore.signer(AUDIT_IDENTITY)
+    cosigner = Cosigner(Signer.generate("witness.demo/data-protection-authority"))
+    witness = Witness(cosigner, {settings.audit_origin: [Verifier(signer.name, signer.public_key)]},
+                      state / "witness")
+    server = WitnessHTTPServer(("127.0.0.1", 0), witness)
+    serving = serve_in_thread(server, poll_interval=0.05)
+    config = SequencerConfig(checkpoint_every=100, checkpoint_interval=0.5, max_batch=100, tiles_dir=state / "tiles",
+                             witnesses=(server.url,))
     try:
-        sequencer.wait_for(lambda s: s.signed is not None and s.signed.size >= entries, timeout=120)
+        sequencer = ServiceThread(Sequencer(config, signer, settings=settings), "audit-sequencer")
+        try:
+            sequencer.wait_for(lambda s: s.signed is not None and s.signed.size >= entries, timeout=120)
+        finally:
+            sequencer.stop()
     finally:
-        sequencer.stop()
+        server.shutdown()
+        serving.join(5)
+        server.server_close()
+        witness.close()
     report = verify_log(settings, context.registry)
+    notes = read_checkpoints(settings)
+    cosigned = sum(1 for note in notes if _opens(note, cosigner.verifier()))
     return {"entries": report.entries, "checkpoints": report.checkpoints, "verified": report.ok,
+            "witnessed": cosigned == len(notes) > 0,
             "first_error": None if report.first_error is None else str(report.first_error)}
+
+
+def _opens(note: bytes, verifier: Verifier) -> bool:
+    try:
+        open_checkpoint(note, [verifier])
+    except CryptoError:
+        return False
+    return True
 
 
 def _verdict(entry: dict[str, Any] | None) -> str:

@@ -13,8 +13,17 @@ from exchange.audit import (
     Sequencer,
     SequencerConfig,
     SequencerStateError,
+    TileReader,
+    Witness,
+    checkpoint_size,
+    read_log_entries,
     verify_log,
 )
+from exchange.audit.witness_http import WitnessHTTPServer, serve_in_thread
+from exchange.crypto.checkpoint import open_checkpoint
+from exchange.crypto.cosignature import Cosigner
+from exchange.crypto.keys import Signer
+from exchange.crypto.note import Verifier
 from exchange.router import RouterConfig, RouterThread, build_router
 from exchange.runner import ServiceThread
 from exchange.settings import Settings
@@ -102,3 +111,46 @@ def test_a_lost_state_refuses_to_sign(bootstrap: str, tmp_path: Path) -> None:
     head.write_text(f"{decisions + 5}\n{recorded.splitlines()[1]}\n")  # a head the log never reached
     with pytest.raises(SequencerStateError, match="behind"):
         _sequencer(world, settings)
+
+
+def test_checkpoints_are_tiled_and_cosigned_by_a_witness(bootstrap: str, tmp_path: Path) -> None:
+    """With a tiles directory and a witness, every published checkpoint carries the witness's cosignature
+    (checked with its key), the tiles hold every entry, and the served checkpoint is the last one published."""
+    world = World.create(bootstrap, tmp_path)
+    settings = world.settings.model_copy(update={"audit_state_dir": tmp_path / "audit-state"})
+    _route(world, per_type=40, seed=4)
+    decisions = len(world.read("audit.decisions"))
+    signer = world.context.keystore.signer(AUDIT_IDENTITY)
+    log_verifier = Verifier(signer.name, signer.public_key)
+    cosigner = Cosigner(Signer.generate("witness.test/dpa"))
+    witness = Witness(cosigner, {settings.audit_origin: [log_verifier]}, tmp_path / "witness")
+    server = WitnessHTTPServer(("127.0.0.1", 0), witness, request_timeout=5)
+    thread = serve_in_thread(server, poll_interval=0.02)
+    tiles = tmp_path / "tiles"
+    config = SequencerConfig(checkpoint_every=50, checkpoint_interval=0.5, max_batch=50, tiles_dir=tiles,
+                             witnesses=(server.url,))
+    try:
+        running = ServiceThread(Sequencer(config, signer, settings=settings), "sequencer")
+        try:
+            running.wait_for(lambda s: s.signed is not None and s.signed.size == decisions)
+        finally:
+            running.stop()
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+        witness.close()
+    notes = [r.value or b"" for r in world.read("audit.checkpoints")]
+    assert len(notes) >= decisions // 50
+    witness_key = cosigner.verifier()
+    for note in notes:
+        open_checkpoint(note, [log_verifier], origin=settings.audit_origin)  # the log's signature
+        open_checkpoint(note, [witness_key])  # the witness's alone: it cosigned every one
+    reader = TileReader(tiles)
+    assert checkpoint_size(tiles) == decisions
+    assert [reader.entry(i, decisions) for i in range(decisions)] == [v for _, v in _log_values(settings)]
+    assert _verify(world, settings)[0] == decisions
+
+
+def _log_values(settings: Settings) -> list[tuple[int, bytes]]:
+    return read_log_entries(settings)

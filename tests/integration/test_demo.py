@@ -38,6 +38,7 @@ def test_demo_summary_shows_every_part_of_the_exchange(bootstrap: str, tmp_path:
     assert summary["audit"]["entries"] == summary["audit_entries"]
     assert summary["audit"]["checkpoints"] >= 1
     assert summary["audit"]["verified"] is True
+    assert summary["audit"]["witnessed"] is True  # a witness cosigned every published checkpoint
     # The statistics office never sees a person id: its field sets hold the recipient pseudonym instead.
     for fields in summary["fields"]["statistics-office"].values():
         assert "person_id" not in fields
