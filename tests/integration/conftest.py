@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from exchange.kafka.local import LocalBroker, broker_answers
 from exchange.settings import get_settings
+from tests.integration.router_world import CREATED
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +32,14 @@ def bootstrap() -> Iterator[str]:
     yield state.bootstrap
     if started:
         broker.down()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _delete_worlds() -> Iterator[None]:
+    """After each test module, delete the topics of the worlds it created."""
+    yield
+    while CREATED:
+        CREATED.pop().delete_topics()
 
 
 @pytest.fixture

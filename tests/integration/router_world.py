@@ -26,6 +26,8 @@ from exchange.subscriber import Subscriber
 from exchange.topics import discover_inputs, expand, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
+CREATED: list[World] = []
+"""Worlds created and not yet deleted; the integration conftest deletes them after each test module."""
 
 
 @dataclass
@@ -44,7 +46,18 @@ class World:
         specs = expand(load_spec(ROOT / "deploy" / "topics.yaml"),
                        discover_inputs(settings.schemas, settings.registry, settings.policies), brokers=1)
         apply_topics(make_admin(bootstrap=bootstrap), specs, prefix=settings.topic_prefix)
-        return cls(settings, Context(settings), directory)
+        world = cls(settings, Context(settings), directory)
+        CREATED.append(world)
+        return world
+
+    def delete_topics(self) -> None:
+        """Delete every topic of this world (a broker holds open files per partition: a suite must not pile
+        them up)."""
+        admin = make_admin(bootstrap=self.settings.bootstrap)
+        mine = [t for t in admin.list_topics(timeout=30).topics if t.startswith(self.settings.topic_prefix)]
+        if mine:
+            for future in admin.delete_topics(mine, operation_timeout=60).values():
+                future.result(timeout=60)
 
     def env(self) -> dict[str, str]:
         """The environment a router subprocess needs to join this world."""
