@@ -21,7 +21,8 @@ from exchange.audit.sequencer import (
 )
 from exchange.audit.serve import TileServer
 from exchange.audit.state import LogState, SignedHead
-from exchange.audit.tiles import TileError, TileReader, TileWriter, checkpoint_size
+from exchange.audit.tile_writer import TileWriter
+from exchange.audit.tiles import TileError, TileReader, checkpoint_size
 from exchange.audit.verify import Discrepancy, IntegrityReport, verify_integrity
 from exchange.audit.witness import Witness, WitnessedCheckpoint, WitnessError, WitnessStateError
 from exchange.audit.witness_client import (

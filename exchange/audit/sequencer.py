@@ -42,7 +42,8 @@ from exchange.audit.names import (
     STATE_TOPIC,
 )
 from exchange.audit.state import LogState, SignedHead, read_signed_head, write_signed_head
-from exchange.audit.tiles import MAX_ENTRY_SIZE, TileReader, TileWriter, checkpoint_size
+from exchange.audit.tile_writer import TileWriter
+from exchange.audit.tiles import MAX_ENTRY_SIZE, TileReader, checkpoint_size
 from exchange.audit.witness_client import WitnessClientError, WitnessConflictError, add_checkpoint
 from exchange.context import Context
 from exchange.crypto.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint

@@ -444,15 +444,22 @@ def _retrying(call: Callable[[], _T], what: str, deadline: float) -> _T:
 
 
 def _partitions(consumer: Consumer, topic: str, timeout: float) -> list[int]:
+    """The partitions of ``topic``, asked again while its metadata settles (a topic just created answers
+    LEADER_NOT_AVAILABLE for a moment); ConsumeError if it does not exist after ``timeout``."""
     physical = consumer.names.physical(topic)
-    try:
-        metadata = consumer.raw.list_topics(physical, timeout=timeout)
-    except _CKafkaException as exc:
-        raise translate(exc, f"reading metadata of {topic}", ConsumeError) from exc
-    found = metadata.topics.get(physical)
-    if found is None or found.error is not None:
-        raise ConsumeError(f"topic {topic} does not exist")
-    return sorted(found.partitions)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            metadata = consumer.raw.list_topics(physical, timeout=timeout)
+        except _CKafkaException as exc:
+            raise translate(exc, f"reading metadata of {topic}", ConsumeError) from exc
+        found = metadata.topics.get(physical)
+        if found is not None and found.error is None and found.partitions:
+            return sorted(found.partitions)
+        if time.monotonic() >= deadline:
+            why = found.error.str() if found is not None and found.error is not None else "no such topic"
+            raise ConsumeError(f"topic {topic} does not exist or has no leader ({why})")
+        time.sleep(0.1)  # metadata settling; bounded by the deadline
 
 
 def _read_until_end(consumer: Consumer, starts: Mapping[tuple[str, int], int], timeout: float,

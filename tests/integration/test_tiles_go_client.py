@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from exchange.audit.serve import TileServer
-from exchange.audit.tiles import TileReader, TileWriter, entries_path, tile_path
+from exchange.audit.tile_writer import TileWriter
+from exchange.audit.tiles import TileReader, entries_path, tile_path
 from exchange.crypto import merkle
 from exchange.crypto.checkpoint import Checkpoint, sign_checkpoint
 from exchange.crypto.keys import Signer

@@ -14,12 +14,12 @@ import pytest
 
 from exchange.audit import AuditError
 from exchange.audit.serve import IMMUTABLE, MUTABLE, TileServer
+from exchange.audit.tile_writer import TileWriter
 from exchange.audit.tiles import (
     MAX_ENTRY_SIZE,
     TileError,
     TileReader,
     TileRef,
-    TileWriter,
     checkpoint_size,
     decode_entry_bundle,
     encode_entry_bundle,
