@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from exchange.audit._files import write_atomically
 from exchange.audit.errors import SequencerStateError
 from exchange.crypto.merkle import HASH_SIZE
 
@@ -92,19 +91,4 @@ def read_signed_head(path: Path) -> SignedHead | None:
 def write_signed_head(path: Path, head: SignedHead) -> None:
     """Record ``head`` at ``path`` atomically (write a sibling, fsync, rename, fsync the directory)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = f"{head.size}\n{base64.b64encode(head.root).decode()}\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    write_atomically(path, f"{head.size}\n{base64.b64encode(head.root).decode()}\n".encode())

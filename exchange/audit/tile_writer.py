@@ -3,11 +3,10 @@ a full tile never rewritten with other bytes, the checkpoint only after the tile
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from exchange.audit._files import fsync_directory, write_atomically
 from exchange.audit.tiles import (
     CHECKPOINT_PATH,
     MAX_ENTRY_SIZE,
@@ -165,26 +164,12 @@ class TileWriter:
             while new != self.directory and new.parent not in self._synced:  # new directories' entries, too
                 self._synced.add(new.parent)
                 new = new.parent
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                if self._fsync:
-                    out.flush()
-                    os.fsync(out.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(target, data, fsync=self._fsync, sync_directory=False)
         self._synced.add(target.parent)
 
     def _sync_directories(self) -> None:
         for directory in sorted(self._synced, key=lambda p: len(p.parts), reverse=True) if self._fsync else ():
-            fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_directory(directory)
         self._synced.clear()
 
 

@@ -31,7 +31,6 @@ import fcntl
 import hashlib
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from exchange.audit._files import write_atomically
 from exchange.audit.errors import AuditError
 from exchange.crypto.checkpoint import MAX_TREE_SIZE, Checkpoint, parse_checkpoint
 from exchange.crypto.cosignature import MAX_TIMESTAMP, Cosignature, Cosigner
@@ -381,20 +381,6 @@ def _lock_directory(state_dir: Path) -> int | None:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        write_atomically(path, data)
     except OSError as exc:
         raise WitnessStateError(f"{path}: cannot record the cosigned checkpoint: {exc.strerror}") from exc
