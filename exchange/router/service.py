@@ -14,14 +14,12 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from exchange.delivery.errors import SealError
 from exchange.envelope import (
-    EnvelopeVerifier,
     InternalError,
     OversizedRecordError,
     SchemaMismatchError,
@@ -32,21 +30,31 @@ from exchange.envelope import (
     ingress_topic,
 )
 from exchange.envelope.attributes import ID_TIME_TOLERANCE_MS
-from exchange.envelope.verify import MAX_SKEW
-from exchange.kafka import ConsumedRecord, Consumer, Headers, KafkaError, TransactionalProducer, read_since
+from exchange.kafka import ConsumedRecord, Consumer, KafkaError, TransactionalProducer, read_since
 from exchange.log import get_logger
 from exchange.metrics import DECISIONS, EVENTS, QUARANTINED, ROUTING_LATENCY
-from exchange.policy import PUBLIC_RECIPIENT, ConsentView, Decision, EventFacts, Outcome, PolicyIndex, decide
-from exchange.router.entries import EntryWriter, router_headers
+from exchange.policy import PUBLIC_RECIPIENT, Decision, EventFacts, Outcome, decide
+from exchange.router.entries import router_headers
+from exchange.router.model import (
+    INGRESS_PATTERN,
+    Batch,
+    ConsentSource,
+    Output,
+    RouterConfig,
+    RouterStats,
+    Sealed,
+    Sealer,
+    Snapshot,
+)
 from exchange.router.replay import SEEN_TOPIC, ReplayGuard
 from exchange.settings import Settings
 
-__all__ = ["ConsentSource", "Router", "RouterConfig", "RouterStats", "Sealer", "Snapshot"]
+__all__ = ["INGRESS_PATTERN", "ConsentSource", "Router", "RouterConfig", "RouterStats", "Sealed", "Sealer",
+           "Snapshot"]
 
 AUDIT_TOPIC = "audit.decisions"
 QUARANTINE_TOPIC = "exchange.quarantine"
 BUNDLE_TOPIC = "policy.bundles"
-INGRESS_PATTERN = r"^ingress\..*"
 METADATA_REFRESH_MS = 3000
 _FIRST_BACKOFF_S = 0.05
 _MAX_BACKOFF_S = 5.0
@@ -56,65 +64,6 @@ BUNDLE_TYPE = "exchange.policy-bundle"
 SEEN_TYPE = "exchange.router-seen"
 
 _log = get_logger("exchange.router")
-
-
-class ConsentSource(ConsentView, Protocol):
-    """The router's consent view: answers lookups and honours the barrier."""
-
-    def sync(self, partitions: Iterable[int], timeout: float = 30.0) -> object: ...
-    def release(self, partitions: Iterable[int]) -> None: ...
-    def close(self) -> None: ...
-
-
-class Sealed(Protocol):
-    @property
-    def topic(self) -> str: ...
-    @property
-    def key(self) -> bytes: ...
-    @property
-    def value(self) -> bytes: ...
-    @property
-    def headers(self) -> Headers: ...
-
-
-class Sealer(Protocol):
-    """Minimises and encrypts one permitted delivery."""
-
-    def seal(self, event: VerifiedEvent, decision: Decision) -> Sealed: ...
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Everything a batch is routed with; replaced as a whole when policies are reloaded."""
-
-    index: PolicyIndex
-    verifier: EnvelopeVerifier
-    entries: EntryWriter
-    sealer: Sealer
-
-
-@dataclass(frozen=True)
-class RouterConfig:
-    router_id: str = "router-0"
-    group_id: str = "exchange-router"
-    pattern: str = INGRESS_PATTERN
-    max_batch: int = 500
-    poll_timeout: float = 0.05  # a light load is not held back waiting for a full batch
-    max_skew: timedelta = MAX_SKEW
-    """How far ``ce_time`` may be from the broker's append time; ids are remembered for this long (+1 s)."""
-
-
-@dataclass
-class RouterStats:
-    """What the router has done since it started (committed batches only)."""
-
-    events: int = 0
-    batches: int = 0
-    aborted_batches: int = 0
-    delivered: Counter[str] = field(default_factory=Counter)
-    denied: Counter[str] = field(default_factory=Counter)
-    quarantined: Counter[str] = field(default_factory=Counter)
-    audit_entries: int = 0
 
 
 class Router:
@@ -140,7 +89,7 @@ class Router:
         self._partition_counts: dict[str, int] = {}
         self._assignment: list[tuple[str, int]] = []
         self._backoff = _FIRST_BACKOFF_S
-        self._batch = _Batch()
+        self._batch = Batch()
         self._consumer = Consumer(config.group_id, settings=settings, bootstrap=bootstrap,
                                   overrides={"max.poll.interval.ms": 300_000, "session.timeout.ms": 30_000,
                                              # A pattern subscription sees a topic only once the client's
@@ -242,7 +191,7 @@ class Router:
         self.stats.events += len(records)
         self.stats.batches += 1
 
-    def _route_one(self, record: ConsumedRecord, snapshot: Snapshot, now: datetime, batch: _Batch) -> None:
+    def _route_one(self, record: ConsumedRecord, snapshot: Snapshot, now: datetime, batch: Batch) -> None:
         """Route one record: its deliveries and entries, or its quarantine record and REJECT entry.
 
         Whatever a record makes any step raise, it is quarantined (``INTERNAL``, with the exception's type) and
@@ -296,9 +245,9 @@ class Router:
                                       f"{record.partition}")
 
     def _decide(self, record: ConsumedRecord, event: VerifiedEvent, snapshot: Snapshot,
-                now: datetime) -> tuple[list[_Output], tuple[Counter[str], Counter[str], int]]:
+                now: datetime) -> tuple[list[Output], tuple[Counter[str], Counter[str], int]]:
         """Every decision about a verified event: the records to produce and what to count."""
-        outputs: list[_Output] = []
+        outputs: list[Output] = []
         delivered: Counter[str] = Counter()
         denied: Counter[str] = Counter()
         facts = EventFacts(event.attributes.id, event.attributes.type, event.attributes.source, event.time,
@@ -323,7 +272,7 @@ class Router:
         return outputs, (delivered, denied, len(decisions))
 
     def _deliver(self, record: ConsumedRecord, event: VerifiedEvent, decision: Decision, snapshot: Snapshot,
-                 outputs: list[_Output]) -> Decision:
+                 outputs: list[Output]) -> Decision:
         """Add one permitted delivery to ``outputs``; returns the decision as it stands after (fail closed)."""
         if decision.recipient == PUBLIC_RECIPIENT:
             # Open data is public: the publisher's own signed record, unchanged, verifiable by anyone.
@@ -343,7 +292,7 @@ class Router:
         return decision
 
     def _quarantine(self, record: ConsumedRecord, error: VerificationError, snapshot: Snapshot, now: datetime,
-                    batch: _Batch) -> None:
+                    batch: Batch) -> None:
         topic, partition, offset = record.topic, record.partition, record.offset
         try:
             value, headers = snapshot.entries.quarantine(record.key, record.value, record.headers, error,
@@ -446,29 +395,3 @@ class Router:
         return {"events": s.events, "batches": s.batches, "aborted": s.aborted_batches,
                 "delivered": dict(s.delivered), "denied": dict(s.denied), "quarantined": dict(s.quarantined),
                 "audit_entries": s.audit_entries}
-
-
-_Output = tuple[str, bytes | None, bytes | None, Headers | None]
-"""A record to produce: topic, value, key, headers."""
-
-
-@dataclass
-class _Batch:
-    """Counts of the batch in progress; added to the stats only when its transaction commits."""
-
-    delivered: Counter[str] = field(default_factory=Counter)
-    denied: Counter[str] = field(default_factory=Counter)
-    quarantined: Counter[str] = field(default_factory=Counter)
-    audit_entries: int = 0
-
-    def reset(self) -> None:
-        self.delivered.clear()
-        self.denied.clear()
-        self.quarantined.clear()
-        self.audit_entries = 0
-
-    def count_into(self, stats: RouterStats) -> None:
-        stats.delivered.update(self.delivered)
-        stats.denied.update(self.denied)
-        stats.quarantined.update(self.quarantined)
-        stats.audit_entries += self.audit_entries
