@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import tempfile
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from pydantic import SecretStr
 
 from exchange.context import Context
 from exchange.envelope import Pseudonymiser
-from exchange.kafka import make_admin
+from exchange.kafka import ConsumedRecord, Consumer, TransactionalProducer, make_admin
 from exchange.kafka.admin import apply_topics, broker_count
 from exchange.kafka.local import deploy_dir
 from exchange.registry import Keystore, Registry, make_demo_keystore
@@ -19,7 +21,10 @@ from exchange.schemas import Catalogue
 from exchange.settings import Settings, get_settings
 from exchange.topics import TopicSpec, discover_inputs, expand, load_spec
 
-__all__ = ["BenchWorld", "apply_bench_topics", "bench_settings", "make_world"]
+__all__ = ["BenchWorld", "Emit", "apply_bench_topics", "bench_settings", "make_world", "raw_pass_through"]
+
+Emit = Callable[[TransactionalProducer, list[ConsumedRecord], int], None]
+"""Produces a batch's outputs in the open transaction (the batch, and how many records came before it)."""
 
 
 @dataclass
@@ -65,3 +70,26 @@ def apply_bench_topics(settings: Settings, extra: list[TopicSpec]) -> None:
     inputs = discover_inputs(settings.schemas, settings.registry, settings.policies)
     specs = expand(load_spec(deploy_dir().parent / "topics.yaml"), inputs, brokers=1)
     apply_topics(make_admin(settings), [*specs, *extra], prefix=settings.topic_prefix)
+
+
+def raw_pass_through(settings: Settings, topics: list[str], records: int, batch: int, emit: Emit) -> float:
+    """A baseline: read ``records`` from ``topics`` in a fresh group and, in transactions of ``batch`` records,
+    produce what ``emit`` produces with the offsets, and nothing else; records/s from the first batch on."""
+    consumer = Consumer(f"bench-raw-{uuid.uuid4().hex[:6]}", topics, settings=settings)
+    producer = TransactionalProducer(f"bench-raw-{uuid.uuid4().hex[:6]}", settings=settings)
+    done, started = 0, 0.0
+    try:
+        while done < records:
+            polled = consumer.poll_batch(batch, timeout=1.0)
+            if not polled:
+                continue
+            started = started or time.perf_counter()
+            producer.begin()
+            emit(producer, polled, done)
+            offsets = {(r.topic, r.partition): r.offset + 1 for r in polled}
+            producer.send_offsets(consumer, offsets)
+            producer.commit()
+            done += len(polled)
+    finally:
+        consumer.close()
+    return records / max(time.perf_counter() - started, 1e-9)

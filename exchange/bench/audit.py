@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,9 +27,9 @@ from exchange.audit import (
     read_log_entries,
     verify_integrity,
 )
-from exchange.bench._world import BenchWorld, apply_bench_topics, bench_settings
+from exchange.bench._world import BenchWorld, apply_bench_topics, bench_settings, raw_pass_through
 from exchange.envelope import uuid7
-from exchange.kafka import Consumer, Producer, TransactionalProducer
+from exchange.kafka import ConsumedRecord, Producer, TransactionalProducer
 from exchange.runner import ServiceThread
 from exchange.schemas.samples import sample_record
 from exchange.settings import Settings
@@ -88,28 +87,12 @@ def _preload(world: BenchWorld, settings: Settings, entries: int) -> None:
 
 
 def _raw_pass_through(settings: Settings, entries: int) -> float:
-    consumer = Consumer(f"bench-raw-{uuid.uuid4().hex[:6]}", [DECISIONS], settings=settings)
-    producer = TransactionalProducer(f"bench-raw-{uuid.uuid4().hex[:6]}", settings=settings)
-    done, started = 0, 0.0
-    try:
-        while done < entries:
-            records = consumer.poll_batch(BATCH, timeout=1.0)
-            if not records:
-                continue
-            if not started:
-                started, first = time.perf_counter(), len(records)
-            producer.begin()
-            offsets: dict[tuple[str, int], int] = {}
-            for i, record in enumerate(records):
-                producer.produce(RAW_OUT, record.value, str(done + i).encode(), headers=record.headers, partition=0)
-                offsets[(record.topic, record.partition)] = record.offset + 1
-            producer.produce(RAW_OUT, b"state", b"state", partition=0)
-            producer.send_offsets(consumer, offsets)
-            producer.commit()
-            done += len(records)
-    finally:
-        consumer.close()
-    return (entries - first) / max(time.perf_counter() - started, 1e-9)
+    def emit(producer: TransactionalProducer, records: list[ConsumedRecord], before: int) -> None:
+        for i, record in enumerate(records):  # as the sequencer: one partition, keyed by index, then its state
+            producer.produce(RAW_OUT, record.value, str(before + i).encode(), headers=record.headers, partition=0)
+        producer.produce(RAW_OUT, b"state", b"state", partition=0)
+
+    return raw_pass_through(settings, [DECISIONS], entries, BATCH, emit)
 
 
 def _sequence(world: BenchWorld, settings: Settings, entries: int) -> float:

@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from exchange.bench._world import BenchWorld, apply_bench_topics, bench_settings
+from exchange.bench._world import BenchWorld, apply_bench_topics, bench_settings, raw_pass_through
 from exchange.context import Context
 from exchange.envelope import parse_time
-from exchange.kafka import Consumer, Producer, TransactionalProducer
+from exchange.kafka import ConsumedRecord, Consumer, Producer, TransactionalProducer
 from exchange.publisher import Publisher
 from exchange.router import RouterConfig, build_router
 from exchange.schemas.samples import sample_record
@@ -101,27 +101,12 @@ def _preload(world: BenchWorld, settings: Settings, events: int) -> None:
 # -- the runs ---------------------------------------------------------------------------------------------------
 
 def _raw_pass_through(settings: Settings, events: int, outputs_per_event: int) -> float:
-    consumer = Consumer(f"bench-raw-{uuid.uuid4().hex[:6]}", [r"^ingress\..*"], settings=settings)
-    producer = TransactionalProducer(f"bench-raw-{uuid.uuid4().hex[:6]}", settings=settings)
-    done, started = 0, 0.0
-    try:
-        while done < events:
-            records = consumer.poll_batch(BATCH, timeout=1.0)
-            if not records:
-                continue
-            started = started or time.perf_counter()
-            producer.begin()
-            offsets: dict[tuple[str, int], int] = {}
-            for record in records:
-                for _ in range(outputs_per_event):
-                    producer.produce(RAW_OUT, record.value, record.key, headers=record.headers)
-                offsets[(record.topic, record.partition)] = record.offset + 1
-            producer.send_offsets(consumer, offsets)
-            producer.commit()
-            done += len(records)
-    finally:
-        consumer.close()
-    return events / (time.perf_counter() - started)
+    def emit(producer: TransactionalProducer, records: list[ConsumedRecord], _before: int) -> None:
+        for record in records:
+            for _ in range(outputs_per_event):
+                producer.produce(RAW_OUT, record.value, record.key, headers=record.headers)
+
+    return raw_pass_through(settings, [r"^ingress\..*"], events, BATCH, emit)
 
 
 def _route(world: BenchWorld, settings: Settings, events: int, routers: int,

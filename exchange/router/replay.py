@@ -201,10 +201,17 @@ class ReplayGuard:
             watermark = self._merged_watermark(scope, pending)
             yield scope, watermark, encode_seen(watermark, map(id_bytes, pending.ids))
 
-    def watermarks(self) -> dict[Scope, int]:
-        """Each scope's watermark as it will be once the batch commits (for the committed offsets' metadata)."""
-        found = {scope: s.watermark for scope, s in self._scopes.items() if s.watermark is not None}
-        found.update((scope, self._merged_watermark(scope, p)) for scope, p in self._pending.items())
+    def watermarks(self, scopes: Iterable[Scope]) -> dict[Scope, int]:
+        """The watermark each of ``scopes`` will have once the batch commits (for the committed offsets'
+        metadata); a scope without one is left out."""
+        found: dict[Scope, int] = {}
+        for scope in scopes:
+            pending = self._pending.get(scope)
+            state = self._scopes.get(scope)
+            if pending is not None:
+                found[scope] = self._merged_watermark(scope, pending)
+            elif state is not None and state.watermark is not None:
+                found[scope] = state.watermark
         return found
 
     def commit_batch(self, offsets: dict[Scope, int] | None = None) -> None:

@@ -168,7 +168,7 @@ class Router:
                 self._producer.produce(SEEN_TOPIC, seen, topic.encode(), partition=partition, timestamp_ms=watermark,
                                        headers=router_headers(SEEN_TYPE, now, "application/octet-stream"))
             self._producer.send_offsets(self._consumer, offsets, metadata={
-                tp: str(w) for tp, w in self._guard.watermarks().items() if tp in offsets})
+                tp: str(w) for tp, w in self._guard.watermarks(offsets).items()})
             self._producer.commit()
         except KafkaError as exc:
             # Kafka, not a record, failed (a record's own failures are quarantined in _route_one): abort, back off
@@ -352,7 +352,8 @@ class Router:
 
     def _revoked(self, partitions: list[tuple[str, int]]) -> None:
         self._log.info("partitions revoked", partitions=len(partitions))
-        self._assignment = [tp for tp in self._assignment if tp not in set(partitions)]
+        gone = set(partitions)
+        self._assignment = [tp for tp in self._assignment if tp not in gone]
         # The guard keeps its state: if the partition comes back with nobody having routed it since, it is
         # still exact (see _restore_guard); otherwise it is read back then.
         # A consent partition p serves partition p of every ingress topic: release it only when none is kept.
@@ -373,7 +374,7 @@ class Router:
         for scope in partitions:
             offset, metadata = committed.get(scope, (-1, ""))
             if not self._guard.current(scope, offset):
-                stale[scope] = (int(metadata) if metadata.isdigit() else None, offset)
+                stale[scope] = (int(metadata) if metadata.isascii() and metadata.isdigit() else None, offset)
         if not stale:
             return
         # One read of router.seen for all of them: each seen partition from the earliest time any scope needs.
