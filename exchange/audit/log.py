@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from exchange.audit.names import AUDIT_IDENTITY, CHECKPOINT_TOPIC, H_INDEX, LOG_TOPIC
+from exchange.audit.sources import decision_checker, log_reevaluator
 from exchange.audit.verify import IntegrityReport, verify_integrity
 from exchange.kafka import read_to_end
 from exchange.registry import Registry
+from exchange.schemas import Catalogue
 from exchange.settings import Settings
 
 __all__ = ["read_checkpoints", "read_log_entries", "verify_log"]
@@ -29,11 +32,27 @@ def read_checkpoints(settings: Settings | None = None, bootstrap: str | None = N
     return [r.value or b"" for r in read_to_end(CHECKPOINT_TOPIC, settings=settings, bootstrap=bootstrap)]
 
 
-def verify_log(settings: Settings, registry: Registry, *, check_entry: Callable[[int, bytes], str | None] | None = None,
-               progress: Callable[[int], None] | None = None, bootstrap: str | None = None) -> IntegrityReport:
-    """Replay the log as committed on the cluster and check it with the registry's ``exchange-audit`` keys."""
+def verify_log(settings: Settings, registry: Registry, *, catalogue: Catalogue | None = None,
+               reevaluate: bool = False, progress: Callable[[int], None] | None = None,
+               total: Callable[[int], None] | None = None, bootstrap: str | None = None) -> IntegrityReport:
+    """Replay the log as committed on the cluster and check it with the registry's ``exchange-audit`` keys.
+
+    Given the ``catalogue``, every entry must be a decision record; with ``reevaluate`` too, every decision is
+    taken again (:mod:`exchange.audit.reevaluate`) from the bundles, consent log and ingress records the
+    cluster holds. ``total`` is told the number of entries before the replay starts (for a progress bar).
+    """
     entries = read_log_entries(settings, bootstrap)
     notes = read_checkpoints(settings, bootstrap)
+    if total is not None:
+        total(len(entries))
     verifiers = registry.note_verifiers(datetime.now(UTC), identities=[AUDIT_IDENTITY])
-    return verify_integrity(entries, notes, verifiers, settings.audit_origin, check_entry=check_entry,
-                            progress=progress)
+    if catalogue is None:
+        return verify_integrity(entries, notes, verifiers, settings.audit_origin, progress=progress)
+    reevaluator, events = log_reevaluator(settings, registry, catalogue, bootstrap) if reevaluate else (None, None)
+    try:
+        report = verify_integrity(entries, notes, verifiers, settings.audit_origin,
+                                  check_entry=decision_checker(catalogue, reevaluator), progress=progress)
+    finally:
+        if events is not None:
+            events.close()
+    return report if reevaluator is None else replace(report, decisions_reevaluated=reevaluator.reevaluated)

@@ -38,6 +38,7 @@ class IntegrityReport:
     entries: int
     checkpoints: int
     first_error: Discrepancy | None
+    decisions_reevaluated: int = 0
 
     @property
     def ok(self) -> bool:
@@ -46,10 +47,11 @@ class IntegrityReport:
 
 def verify_integrity(entries: Iterable[tuple[int, bytes]], checkpoints: Sequence[bytes | str],
                      verifiers: Verifiers | Iterable[Verifier], origin: str, *,
-                     check_entry: Callable[[int, bytes], str | None] | None = None,
+                     check_entry: Callable[[int, bytes], Discrepancy | str | None] | None = None,
                      progress: Callable[[int], None] | None = None) -> IntegrityReport:
     """Replay ``entries`` (``(index, value)`` in log order) and check them against ``checkpoints`` (signed
-    notes, in publication order). ``check_entry`` may refuse an entry's content (returning why)."""
+    notes, in publication order). ``check_entry`` may refuse an entry's content, returning why (a string: it
+    is not a decision entry) or the discrepancy found in it."""
     opened = _open_all(checkpoints, verifiers if isinstance(verifiers, Verifiers) else list(verifiers), origin)
     if isinstance(opened, Discrepancy):
         return IntegrityReport(0, 0, opened)
@@ -97,12 +99,14 @@ def _open_all(notes: Sequence[bytes | str], verifiers: Verifiers | list[Verifier
 
 
 def _entry_error(tree: CompactTree, index: int, value: bytes,
-                 check_entry: Callable[[int, bytes], str | None] | None) -> Discrepancy | None:
+                 check_entry: Callable[[int, bytes], Discrepancy | str | None] | None) -> Discrepancy | None:
     if index != tree.size:
         check = "duplicate index" if index < tree.size else "missing index"
         return Discrepancy(tree.size, check, f"expected index {tree.size}, found {index}")
     refusal = check_entry(index, value) if check_entry is not None else None
-    return None if refusal is None else Discrepancy(index, "not a decision entry", refusal)
+    if isinstance(refusal, str):
+        return Discrepancy(index, "not a decision entry", refusal)
+    return refusal
 
 
 def _heads_error(tree: CompactTree, index: int, heads: Sequence[Checkpoint]) -> Discrepancy | None:

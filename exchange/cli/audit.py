@@ -12,12 +12,12 @@ from types import FrameType
 
 from exchange.audit import AUDIT_IDENTITY, LOG_TOPIC, Sequencer, SequencerConfig, verify_log
 from exchange.cli._progress import Progress
+from exchange.cli._proof import register_proof
 from exchange.cli._tiles import register_serve
 from exchange.cli._witness import register_witness
 from exchange.context import Context
 from exchange.errors import ConfigError
 from exchange.registry.errors import RegistryError
-from exchange.schemas import SchemaError
 from exchange.settings import get_settings
 
 
@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     register_witness(sub)
     register_serve(sub)
+    register_proof(sub)
     sequencer = sub.add_parser("sequencer", help="the access-log sequencer (one per log)")
     seq = sequencer.add_subparsers(dest="sequencer_action", metavar="ACTION", required=True)
     run = seq.add_parser("run", help="sequence audit.decisions into audit.log and sign checkpoints")
@@ -44,8 +45,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                      help="UNSAFE: adopt the log's state as signed although this sequencer's record of what it "
                           "signed is missing; only for a state directory known to be lost")
     run.set_defaults(func=_run)
-    verify = sub.add_parser("verify", help="replay the log: indices, tree, every checkpoint's signature and root")
+    verify = sub.add_parser("verify", help="replay the log: indices, tree, every checkpoint's signature and root, and "
+                                              "every decision taken again from its bundle and consent")
     verify.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    verify.add_argument("--integrity-only", action="store_true",
+                        help="check indices, tree and checkpoints only; do not take the decisions again")
     verify.set_defaults(func=_verify)
 
 
@@ -79,26 +83,24 @@ def _run(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     settings = get_settings()
     context = Context(settings)
-    catalogue = context.catalogue
     progress = Progress("verifying")
 
-    def is_decision(_index: int, value: bytes) -> str | None:
-        try:
-            schema, _ = catalogue.decode(value)
-        except SchemaError as exc:
-            return str(exc)
-        return None if schema.type_name == "exchange.decision" else f"a {schema.type_name} record"
+    def total(count: int) -> None:
+        progress.total = count
 
-    report = verify_log(settings, context.registry, check_entry=is_decision, progress=progress.update)
+    report = verify_log(settings, context.registry, catalogue=context.catalogue, reevaluate=not args.integrity_only,
+                        progress=progress.update, total=total)
     progress.close()
-    result = {"log": LOG_TOPIC, "entries": report.entries, "checkpoints": report.checkpoints, "ok": report.ok,
-              "first_error": None if report.first_error is None else {
-                  "index": report.first_error.index, "check": report.first_error.check,
-                  "detail": report.first_error.detail}}
+    error = report.first_error
+    result = {"log": LOG_TOPIC, "entries": report.entries, "checkpoints": report.checkpoints,
+              "decisions_reevaluated": report.decisions_reevaluated, "ok": report.ok,
+              "first_error": None if error is None else {"index": error.index, "check": error.check,
+                                                         "detail": error.detail}}
     if args.json:
         print(json.dumps(result))
-    elif report.ok:
-        print(f"ok: {report.entries} entries, {report.checkpoints} checkpoints verified")
+    elif error is None:
+        print(f"ok: {report.entries} entries, {report.checkpoints} checkpoints verified, "
+              f"{report.decisions_reevaluated} decisions re-evaluated")
     else:
-        print(f"FAILED at {report.first_error}")
-    return 0 if report.ok else 1
+        print(f"FAILED at {error}")
+    return 0 if error is None else 1

@@ -175,10 +175,11 @@ def _sequence_and_verify(settings: Settings, context: Context, entries: int) -> 
         serving.join(5)
         server.server_close()
         witness.close()
-    report = verify_log(settings, context.registry)
+    report = verify_log(settings, context.registry, catalogue=context.catalogue, reevaluate=True)
     notes = read_checkpoints(settings)
     cosigned = sum(1 for note in notes if _opens(note, cosigner.verifier()))
     return {"entries": report.entries, "checkpoints": report.checkpoints, "verified": report.ok,
+            "decisions_reevaluated": report.decisions_reevaluated,
             "witnessed": cosigned == len(notes) > 0,
             "first_error": None if report.first_error is None else str(report.first_error)}
 

@@ -462,10 +462,21 @@ def _partitions(consumer: Consumer, topic: str, timeout: float) -> list[int]:
         time.sleep(0.1)  # metadata settling; bounded by the deadline
 
 
+def read_range(consumer: Consumer, topic: str, partition: int, start: int, stop: int, *,
+               timeout: float = 60.0) -> list[ConsumedRecord]:
+    """The committed records of ``topic[partition]`` with ``start <= offset < stop`` (fewer if the partition
+    ends before ``stop``; none below its first retained offset), read with ``consumer`` (reassigned to it)."""
+    return _read_until_end(consumer, {(topic, partition): start}, timeout, f"reading {topic}[{partition}]",
+                           stops={(topic, partition): stop})
+
+
 def _read_until_end(consumer: Consumer, starts: Mapping[tuple[str, int], int], timeout: float,
-                    what: str) -> list[ConsumedRecord]:
-    """The committed records from each partition's start offset up to its end offset as of the call."""
+                    what: str, stops: Mapping[tuple[str, int], int] | None = None) -> list[ConsumedRecord]:
+    """The committed records from each partition's start offset up to its end offset as of the call (or its
+    stop offset, if that comes first)."""
     ends = consumer.end_offsets(list(starts))
+    if stops is not None:
+        ends = {tp: min(end, stops.get(tp, end)) for tp, end in ends.items()}
     remaining = {tp: end for tp, end in ends.items() if end > starts[tp]}
     consumer.assign([(t, p, starts[(t, p)]) for t, p in remaining])
     records: list[ConsumedRecord] = []

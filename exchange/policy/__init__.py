@@ -29,7 +29,7 @@ from exchange.policy.consent import (
     Verifier,
 )
 from exchange.policy.decision import RECIPIENT_PSEUDONYM, Decision, EventFacts, Outcome
-from exchange.policy.engine import decide
+from exchange.policy.engine import conditions_held, decide, held_mask, held_restrictions
 from exchange.policy.errors import (
     ConsentError,
     ConsentSignatureError,
@@ -79,8 +79,11 @@ __all__ = [
     "bundle_id",
     "canonical_json",
     "compile_policies",
+    "conditions_held",
     "decide",
     "find_issues",
+    "held_mask",
+    "held_restrictions",
     "load_policies",
     "make_bundle",
     "read_bundle",

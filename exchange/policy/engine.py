@@ -11,33 +11,66 @@ fields in place of the key field, as the delivery does.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from exchange.policy import reasons
 from exchange.policy.compiler import CompiledAgreement, PolicyIndex, make_decision
 from exchange.policy.consent import ConsentView
 from exchange.policy.decision import Decision, EventFacts, Outcome
 from exchange.policy.errors import PolicyError
 
-__all__ = ["decide"]
+__all__ = ["conditions_held", "decide", "held_mask", "held_restrictions"]
 
 _MISSING = object()
 
 
-def decide(index: PolicyIndex, event: EventFacts, consent: ConsentView) -> list[Decision]:
-    """The decisions for ``event`` under every agreement on its type, in agreement id order.
-
-    Raises :class:`PolicyError` only for an event time without a zone, which the caller must not pass.
-    """
+def conditions_held(index: PolicyIndex, event: EventFacts) -> int:
+    """The mask of the restrictions on the event's type whose conditions hold on its values."""
     entry = index.entries.get(event.record_type)
-    if entry is None:
-        return []
     fired = 0
-    if entry.conditions:
+    if entry is not None and entry.conditions:
         values = event.values
         for bit, name, expected, kind in entry.conditions:
             value = values.get(name, _MISSING)
             # A condition that cannot be evaluated (field absent) holds: withholding is the safe side.
             if value is _MISSING or (type(value) is kind and value == expected):
                 fired |= bit
+    return fired
+
+
+def held_restrictions(index: PolicyIndex, record_type: str, fired: int) -> tuple[str, ...]:
+    """The ids of the restrictions in ``fired`` (what an access-log entry records of the event's values)."""
+    entry = index.entries.get(record_type)
+    if entry is None or not fired:
+        return ()
+    return tuple(r.restriction.id for r in entry.restrictions if r.bit & fired)
+
+
+def held_mask(index: PolicyIndex, record_type: str, ids: Iterable[str]) -> int | None:
+    """The mask of the restrictions named ``ids`` on ``record_type``; None if one is not among them."""
+    entry = index.entries.get(record_type)
+    bits = {} if entry is None else {r.restriction.id: r.bit for r in entry.restrictions}
+    fired = 0
+    for restriction_id in ids:
+        bit = bits.get(restriction_id)
+        if bit is None:
+            return None
+        fired |= bit
+    return fired
+
+
+def decide(index: PolicyIndex, event: EventFacts, consent: ConsentView, fired: int | None = None) -> list[Decision]:
+    """The decisions for ``event`` under every agreement on its type, in agreement id order.
+
+    ``fired`` is the mask of restrictions whose conditions hold (:func:`conditions_held`, computed from the
+    event's values when not given: a verifier passes the one an access-log entry records). Raises
+    :class:`PolicyError` only for an event time without a zone, which the caller must not pass.
+    """
+    entry = index.entries.get(event.record_type)
+    if entry is None:
+        return []
+    if fired is None:
+        fired = conditions_held(index, event)
     at = event.time
     if at.tzinfo is None:
         raise PolicyError(f"event {event.event_id}: time {at.isoformat()} has no time zone")

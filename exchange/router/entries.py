@@ -30,7 +30,7 @@ from exchange.kafka import Headers
 from exchange.policy import Decision
 from exchange.schemas import Catalogue, RecordSchema, SchemaError
 
-__all__ = ["ROUTER_SOURCE", "EntryWriter", "Record", "router_headers"]
+__all__ = ["ROUTER_SOURCE", "EntryWriter", "Record", "decision_values", "router_headers"]
 
 ROUTER_SOURCE = "exchange-router"
 QUARANTINE_INLINE_LIMIT = 1536 * 1024
@@ -44,12 +44,13 @@ _UUID = re.compile(rb"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 
 
 # The exchange.decision layout the fast path relies on: an entry's own fields, then the event's, then the
-# decision's. A revision that changes it makes EntryWriter encode whole records instead.
+# decision's, then the facts it rests on. A revision that changes it makes EntryWriter encode whole records.
 _ENTRY_FIELDS = ("decision_id", "decided_at", "router_id")
 _EVENT_FIELDS = ("event_id", "event_type", "event_source", "ingress_topic", "ingress_partition", "ingress_offset",
                  "event_digest", "subject_ref")
 _DECISION_FIELDS = ("recipient", "agreement_id", "agreement_version", "bundle_id", "purpose", "legal_basis",
                     "consent_ref", "outcome", "reason_codes", "fields_released")
+_FACT_FIELDS = ("event_time", "restrictions_held", "consent_offset")
 _CACHE_LIMIT = 4096
 
 
@@ -71,14 +72,15 @@ class EntryWriter:
         self._quarantine: RecordSchema = catalogue.current(QUARANTINE_TYPE)
         self._sources = known_sources
         self._types = known_types
-        self._joined = self._decision.field_names == _ENTRY_FIELDS + _EVENT_FIELDS + _DECISION_FIELDS
+        self._joined = self._decision.field_names == _ENTRY_FIELDS + _EVENT_FIELDS + _DECISION_FIELDS + _FACT_FIELDS
         self._header = self._decision.header
         self._router_bytes: bytes | None = None
         self._now: datetime | None = None
         self._now_ms = 0
         self._now_bytes = b""
-        self._event: tuple[VerifiedEvent, tuple[str, int, int]] | None = None
+        self._event: tuple[VerifiedEvent, tuple[str, int, int], tuple[str, ...], int | None] | None = None
         self._event_bytes = b""
+        self._facts_bytes = b""
         self._streams: dict[tuple[str, str, str], bytes] = {}
         # Keyed by id() with the decision held, so the id stays its own; consent-based decisions are new objects
         # per event and share their tail by content (the version's type too: True == 1, but only 1 encodes).
@@ -101,36 +103,44 @@ class EntryWriter:
         return [spec, (H_ID, entry_id.encode()), source, kind, (H_TIME, self._now_time), schema, content]
 
     def decision(self, event: VerifiedEvent, decision: Decision, *, topic: str, partition: int, offset: int,
-                 now: datetime) -> Record:
-        """The access-log entry of one decision about a verified event."""
+                 now: datetime, held: tuple[str, ...] = (), consent_offset: int | None = None) -> Record:
+        """The access-log entry of one decision about a verified event; ``held`` are the restrictions whose
+        conditions held on it and ``consent_offset`` how much of its consent partition the decision saw."""
         place = (topic, partition, offset)
         self._clock(now)
         entry_id = uuid7(self._now_ms)
         headers = self._headers(self._decision_ce, entry_id)
         if self._joined:
             try:
-                return self._joined_entry(event, decision, place, entry_id), headers
+                return self._joined_entry(event, decision, (place, held, consent_offset), entry_id), headers
             except SchemaError:
                 pass  # encode the whole record below: it reports the bad field as it always has
-        return self._decision.encode(self._record(event, decision, place, now, entry_id)), headers
+        record = self._record(event, decision, place, now, entry_id)
+        record.update(event_time=event.time, restrictions_held=list(held), consent_offset=consent_offset)
+        return self._decision.encode(record), headers
 
-    def _joined_entry(self, event: VerifiedEvent, decision: Decision, place: tuple[str, int, int],
-                      entry_id: str) -> bytes:
+    def _joined_entry(self, event: VerifiedEvent, decision: Decision,
+                      facts: tuple[tuple[str, int, int], tuple[str, ...], int | None], entry_id: str) -> bytes:
         field = self._decision.encode_field
         if self._router_bytes is None:
             self._router_bytes = field("router_id", self.router_id)
-        if self._event is None or self._event[0] is not event or self._event[1] != place:
+        place, held, consent_offset = facts
+        known = self._event
+        if known is None or known[0] is not event or known[1] != place or known[2] != held \
+                or known[3] != consent_offset:
             topic, partition, offset = place
             a = event.attributes
             self._event_bytes = b"".join((
                 field("event_id", a.id), self._stream(a.type, a.source, topic), field("ingress_partition", partition),
                 field("ingress_offset", offset), field("event_digest", event.digest),
                 field("subject_ref", event.key)))
-            self._event = (event, place)
+            self._facts_bytes = b"".join((field("event_time", event.time), field("restrictions_held", list(held)),
+                                          field("consent_offset", consent_offset)))
+            self._event = (event, place, held, consent_offset)
         cached = self._tails.get(id(decision))
         tail = cached[1] if cached is not None and cached[0] is decision else self._tail(decision)
         return b"".join((self._header, field("decision_id", entry_id), self._now_bytes,
-                         self._router_bytes, self._event_bytes, tail))
+                         self._router_bytes, self._event_bytes, tail, self._facts_bytes))
 
     def _stream(self, record_type: str, source: str, topic: str) -> bytes:
         """The event type, source and ingress topic: the same for every event of one stream."""
@@ -163,7 +173,7 @@ class EntryWriter:
 
     def _encode_tail(self, decision: Decision) -> bytes:
         field = self._decision.encode_field
-        values = _decision_values(decision)
+        values = decision_values(decision)
         return b"".join(field(name, values[name]) for name in _DECISION_FIELDS)
 
     def _record(self, event: VerifiedEvent, decision: Decision, place: tuple[str, int, int], now: datetime,
@@ -182,7 +192,7 @@ class EntryWriter:
             "ingress_offset": offset,
             "event_digest": event.digest,
             "subject_ref": event.key,
-            **_decision_values(decision),
+            **decision_values(decision),
         }
 
     def reject(self, headers: Sequence[tuple[str, bytes]], error: VerificationError, *, bundle_id: str, topic: str,
@@ -218,6 +228,9 @@ class EntryWriter:
             "outcome": "REJECT",
             "reason_codes": [error.reason],
             "fields_released": [],
+            "event_time": None,
+            "restrictions_held": [],
+            "consent_offset": None,
         }), self._headers(self._decision_ce, entry_id)
 
     def quarantine(self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]],
@@ -261,7 +274,7 @@ def router_headers(record_type: str, now: datetime, content_type: str) -> Header
                       content_type=content_type)
 
 
-def _decision_values(decision: Decision) -> dict[str, Any]:
+def decision_values(decision: Decision) -> dict[str, Any]:
     """The decision's fields of an access-log entry."""
     return {
         "recipient": decision.recipient,

@@ -4,7 +4,7 @@ batch is routed with, the protocols of its consent view and sealer, and its stat
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
@@ -25,6 +25,8 @@ class ConsentSource(ConsentView, Protocol):
     """The router's consent view: answers lookups and honours the barrier."""
 
     def sync(self, partitions: Iterable[int], timeout: float = 30.0) -> object: ...
+    @property
+    def positions(self) -> Mapping[int, int]: ...
     def release(self, partitions: Iterable[int]) -> None: ...
     def close(self) -> None: ...
 

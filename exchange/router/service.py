@@ -33,7 +33,15 @@ from exchange.envelope.attributes import ID_TIME_TOLERANCE_MS
 from exchange.kafka import ConsumedRecord, Consumer, KafkaError, TransactionalProducer, read_since
 from exchange.log import get_logger
 from exchange.metrics import DECISIONS, EVENTS, QUARANTINED, ROUTING_LATENCY
-from exchange.policy import PUBLIC_RECIPIENT, Decision, EventFacts, Outcome, decide
+from exchange.policy import (
+    PUBLIC_RECIPIENT,
+    Decision,
+    EventFacts,
+    Outcome,
+    conditions_held,
+    decide,
+    held_restrictions,
+)
 from exchange.router.entries import router_headers
 from exchange.router.model import (
     INGRESS_PATTERN,
@@ -252,7 +260,12 @@ class Router:
         denied: Counter[str] = Counter()
         facts = EventFacts(event.attributes.id, event.attributes.type, event.attributes.source, event.time,
                            event.key.decode() if event.schema.key_kind == "person" else None, event.record)
-        decisions = decide(snapshot.index, facts, self._consent)
+        fired = conditions_held(snapshot.index, facts)
+        decisions = decide(snapshot.index, facts, self._consent, fired)
+        # The facts the decisions rest on, for a verifier once the event is gone: the restrictions that held, and
+        # how much of the subject's consent partition (numbered like the ingress partition) was read.
+        held = held_restrictions(snapshot.index, facts.record_type, fired) if fired else ()
+        consent_offset = self._consent.positions.get(record.partition, 0)
         for decided in decisions:
             decision = self._deliver(record, event, decided, snapshot, outputs) if decided.permitted else decided
             if decision.permitted:
@@ -260,7 +273,8 @@ class Router:
             else:
                 denied.update(decision.reasons or ("DENIED",))
             entry, headers = snapshot.entries.decision(event, decision, topic=record.topic,
-                                                       partition=record.partition, offset=record.offset, now=now)
+                                                       partition=record.partition, offset=record.offset, now=now,
+                                                       held=held, consent_offset=consent_offset)
             outputs.append((AUDIT_TOPIC, entry, event.key, headers))
             labels = (decision.recipient, str(decision.outcome), decision.reasons[0] if decision.reasons else "")
             counter = self._decided.get(labels)

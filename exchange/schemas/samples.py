@@ -257,6 +257,9 @@ def _decision(rng: random.Random, person_id: str | None) -> dict[str, Any]:
         "reason_codes": {"PERMIT": ["AGREEMENT_VALID", "PURPOSE_MATCH"], "DENY": ["RESTRICTION_PROTECTED_ADDRESS"],
                          "REJECT": [rng.choice(_REJECT_REASONS)]}[outcome],
         "fields_released": ["person_id", "postal_code", "municipality_code"] if outcome == "PERMIT" else [],
+        "event_time": None if rejected else when - timedelta(milliseconds=rng.randint(1, 900)),
+        "restrictions_held": [] if rejected or rng.random() < 0.9 else ["restr-protected-address"],
+        "consent_offset": None if rejected else rng.randrange(10**5),
     }
 
 

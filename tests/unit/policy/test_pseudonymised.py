@@ -27,7 +27,7 @@ from exchange.policy import (
     load_policies,
 )
 from exchange.policy import reasons as r
-from exchange.router.entries import _decision_values
+from exchange.router.entries import decision_values
 from exchange.schemas import Catalogue
 from tests.unit.delivery.support import PSEUDO, Keys, signed_events
 
@@ -85,12 +85,12 @@ def test_the_access_log_entry_names_the_recipient_pseudonym(shipped: PolicySet, 
     """What the router writes as fields_released: the recipient pseudonym, never the person id."""
     item = next(a for a in shipped.agreements if a.id == "sto-income-assessed-statistics")
     decision = _decision_of(shipped_index, item.id, facts(item.record_type, time=_in_force(item)))
-    released = _decision_values(decision)["fields_released"]
+    released = decision_values(decision)["fields_released"]
     assert released == [RECIPIENT_PSEUDONYM, "tax_year", "taxable_income_cents", "tax_due_cents", "assessed_on"]
     statutory = next(a for a in shipped.agreements if a.id == "sib-income-assessed-benefits")
     plain = _decision_of(shipped_index, statutory.id, facts(item.record_type, time=_in_force(statutory)))
-    assert "person_id" in _decision_values(plain)["fields_released"]
-    assert RECIPIENT_PSEUDONYM not in _decision_values(plain)["fields_released"]
+    assert "person_id" in decision_values(plain)["fields_released"]
+    assert RECIPIENT_PSEUDONYM not in decision_values(plain)["fields_released"]
 
 
 def test_a_pseudonymising_agreement_without_the_person_id_still_names_the_pseudonym() -> None:
@@ -111,7 +111,7 @@ def test_a_deny_under_a_pseudonymising_agreement_releases_nothing() -> None:
     (decision,) = decide(index, facts(address_protected=False), NO_CONSENTS)
     assert decision.fields == ()
     assert decision.withheld == ("person_id", "moved_on")
-    assert _decision_values(decision)["fields_released"] == []
+    assert decision_values(decision)["fields_released"] == []
 
 
 _CONSENTED = {
@@ -164,7 +164,7 @@ def test_the_delivery_carries_exactly_what_the_decision_says(shipped: PolicySet,
         delivery = sealer.seal(event, decision)
         opener = DeliveryOpener(item.recipient, keys.encryption[item.recipient], registry, _CATALOGUE)
         received = opener.open(delivery.key, delivery.value, delivery.headers, delivery.topic)
-        released = _decision_values(decision)["fields_released"]
+        released = decision_values(decision)["fields_released"]
         assert set(received.fields) == set(released) - {RECIPIENT_PSEUDONYM}
         assert (received.subject_pseudonym is not None) == (RECIPIENT_PSEUDONYM in released) == item.pseudonymise
         assert "person_id" not in released or not item.pseudonymise

@@ -36,9 +36,16 @@ def _writer(catalogue: Catalogue) -> EntryWriter:
 Place = tuple[str, int, int]
 
 
-def _entry(writer: EntryWriter, event: VerifiedEvent, decision: Decision, place: Place, now: datetime) -> bytes:
+Facts = tuple[tuple[str, ...], int | None]
+NO_FACTS: Facts = ((), None)
+
+
+def _entry(writer: EntryWriter, event: VerifiedEvent, decision: Decision, place: Place, now: datetime,
+           facts: Facts = NO_FACTS) -> bytes:
     topic, partition, offset = place
-    value, headers = writer.decision(event, decision, topic=topic, partition=partition, offset=offset, now=now)
+    held, consent_offset = facts
+    value, headers = writer.decision(event, decision, topic=topic, partition=partition, offset=offset, now=now,
+                                     held=held, consent_offset=consent_offset)
     found = dict(headers)
     assert found["ce_type"] == b"exchange.decision"
     assert found["ce_source"] == b"exchange-router"
@@ -47,7 +54,7 @@ def _entry(writer: EntryWriter, event: VerifiedEvent, decision: Decision, place:
 
 
 def _expected(catalogue: Catalogue, entry: bytes, event: VerifiedEvent, decision: Decision, place: Place,
-              now: datetime) -> bytes:
+              now: datetime, facts: Facts = NO_FACTS) -> bytes:
     """The whole-record encoding of the entry (with the decision id the entry drew)."""
     schema, decoded = catalogue.decode(entry)
     topic, partition, offset = place
@@ -62,6 +69,7 @@ def _expected(catalogue: Catalogue, entry: bytes, event: VerifiedEvent, decision
         "consent_ref": None if decision.consent_ref is None else str(decision.consent_ref),
         "outcome": decision.outcome, "reason_codes": list(decision.reasons),
         "fields_released": list(decision.fields) if decision.permitted else [],
+        "event_time": event.time, "restrictions_held": list(facts[0]), "consent_offset": facts[1],
     }
     return schema.encode(record)
 
@@ -85,12 +93,14 @@ def test_entries_equal_the_whole_record_encoding(catalogue: Catalogue, events: l
     for n, event in enumerate(events):
         now = T0 + timedelta(milliseconds=n // 2)  # batches share their time
         for offset in (n, n, n + 100):  # the same event at the same and at another place
-            for decision in _decisions():
-                place = (f"ingress.{event.attributes.type}", n % 3, offset)
-                entry = _entry(writer, event, decision, place, now)
-                assert entry == _expected(catalogue, entry, event, decision, place, now)
-                ids.add(catalogue.decode(entry)[1]["decision_id"])
-    assert len(ids) == len(events) * 3 * len(_decisions())  # a fresh decision id per entry
+            # the facts an entry records change with the event, and may change for the same event
+            for facts in (NO_FACTS, (("r-young",), 7 * n), (("r-young", "r-secret"), 0), NO_FACTS):
+                for decision in _decisions():
+                    place = (f"ingress.{event.attributes.type}", n % 3, offset)
+                    entry = _entry(writer, event, decision, place, now, facts)
+                    assert entry == _expected(catalogue, entry, event, decision, place, now, facts)
+                    ids.add(catalogue.decode(entry)[1]["decision_id"])
+    assert len(ids) == len(events) * 3 * 4 * len(_decisions())  # a fresh decision id per entry
 
 
 def test_more_decisions_than_the_cache_holds(catalogue: Catalogue, events: list[VerifiedEvent]) -> None:

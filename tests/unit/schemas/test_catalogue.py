@@ -96,7 +96,7 @@ def test_lookups(catalogue: Catalogue) -> None:
     assert current.label == "population.address-changed 0002"
     assert current.compatibility is Compatibility.FULL_TRANSITIVE
     assert len(current.fingerprint) == 8
-    assert len(catalogue.schemas()) == 12
+    assert len(catalogue.schemas()) == 13
 
 
 def test_unknown_lookups_fail_closed(catalogue: Catalogue) -> None:
