@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from exchange.audit.names import AUDIT_IDENTITY, CHECKPOINT_TOPIC, H_INDEX, LOG_TOPIC
 from exchange.audit.sources import decision_checker, log_reevaluator
+from exchange.audit.tiles import TileReader
 from exchange.audit.verify import IntegrityReport, verify_integrity
 from exchange.kafka import read_to_end
 from exchange.registry import Registry
@@ -34,24 +36,29 @@ def read_checkpoints(settings: Settings | None = None, bootstrap: str | None = N
 
 def verify_log(settings: Settings, registry: Registry, *, catalogue: Catalogue | None = None,
                reevaluate: bool = False, progress: Callable[[int], None] | None = None,
-               total: Callable[[int], None] | None = None, bootstrap: str | None = None) -> IntegrityReport:
+               total: Callable[[int], None] | None = None, tiles: Path | None = None,
+               bootstrap: str | None = None) -> IntegrityReport:
     """Replay the log as committed on the cluster and check it with the registry's ``exchange-audit`` keys.
 
     Given the ``catalogue``, every entry must be a decision record; with ``reevaluate`` too, every decision is
     taken again (:mod:`exchange.audit.reevaluate`) from the bundles, consent log and ingress records the
     cluster holds. ``total`` is told the number of entries before the replay starts (for a progress bar).
+    With the sequencer's ``tiles`` directory, a root mismatch names the exact entry at fault.
     """
     entries = read_log_entries(settings, bootstrap)
     notes = read_checkpoints(settings, bootstrap)
     if total is not None:
         total(len(entries))
     verifiers = registry.note_verifiers(datetime.now(UTC), identities=[AUDIT_IDENTITY])
+    reference = TileReader(tiles) if tiles is not None else None
     if catalogue is None:
-        return verify_integrity(entries, notes, verifiers, settings.audit_origin, progress=progress)
+        return verify_integrity(entries, notes, verifiers, settings.audit_origin, progress=progress,
+                                reference=reference)
     reevaluator, events = log_reevaluator(settings, registry, catalogue, bootstrap) if reevaluate else (None, None)
     try:
         report = verify_integrity(entries, notes, verifiers, settings.audit_origin,
-                                  check_entry=decision_checker(catalogue, reevaluator), progress=progress)
+                                  check_entry=decision_checker(catalogue, reevaluator), progress=progress,
+                                  reference=reference)
     finally:
         if events is not None:
             events.close()

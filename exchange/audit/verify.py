@@ -11,13 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+from exchange.audit.errors import AuditError
 from exchange.crypto.checkpoint import Checkpoint, open_checkpoint
 from exchange.crypto.errors import CryptoError
 from exchange.crypto.merkle import CompactTree, leaf_hash
 from exchange.crypto.note import Verifier, Verifiers
 
-__all__ = ["Discrepancy", "IntegrityReport", "verify_integrity"]
+__all__ = ["Discrepancy", "IntegrityReport", "LeafHashes", "verify_integrity"]
+
+
+class LeafHashes(Protocol):
+    """A second copy of the tree (the tiles, or an archive's hashes) that names the exact entry at fault when a
+    checkpoint's root does not match: trusted only once its own root equals the checkpoint's."""
+
+    def root(self, size: int) -> bytes: ...
+    def leaf_hashes(self, start: int, end: int, size: int) -> list[bytes]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +58,12 @@ class IntegrityReport:
 def verify_integrity(entries: Iterable[tuple[int, bytes]], checkpoints: Sequence[bytes | str],
                      verifiers: Verifiers | Iterable[Verifier], origin: str, *,
                      check_entry: Callable[[int, bytes], Discrepancy | str | None] | None = None,
-                     progress: Callable[[int], None] | None = None) -> IntegrityReport:
+                     progress: Callable[[int], None] | None = None,
+                     reference: LeafHashes | None = None) -> IntegrityReport:
     """Replay ``entries`` (``(index, value)`` in log order) and check them against ``checkpoints`` (signed
     notes, in publication order). ``check_entry`` may refuse an entry's content, returning why (a string: it
-    is not a decision entry) or the discrepancy found in it."""
+    is not a decision entry) or the discrepancy found in it. With a ``reference`` whose root matches a
+    mismatched checkpoint, the first entry whose leaf hash differs from it is named."""
     opened = _open_all(checkpoints, verifiers if isinstance(verifiers, Verifiers) else list(verifiers), origin)
     if isinstance(opened, Discrepancy):
         return IntegrityReport(0, 0, opened)
@@ -64,12 +76,20 @@ def verify_integrity(entries: Iterable[tuple[int, bytes]], checkpoints: Sequence
         return IntegrityReport(0, 0, Discrepancy(None, "root mismatch",
                                                  "a checkpoint of size 0 signs a non-empty root"))
     tree = CompactTree()
+    since: list[bytes] = []  # the leaf hashes after the last checkpoint that matched, to name the one at fault
     for index, value in entries:
         error = _entry_error(tree, index, value, check_entry)
         if error is None:
-            tree.append(leaf_hash(value))
-            error = _heads_error(tree, index, by_size.get(tree.size, ()))
-            checked += len(by_size.get(tree.size, ()))
+            leaf = leaf_hash(value)
+            tree.append(leaf)
+            since.append(leaf)
+            heads = by_size.get(tree.size, ())
+            error = _heads_error(tree, index, heads)
+            if error is not None and reference is not None:
+                error = _at_fault(reference, heads, tree.size, since) or error
+            checked += len(heads)
+            if heads:
+                since = []
         if error is not None:
             return IntegrityReport(tree.size, checked, error)
         if progress is not None:
@@ -117,4 +137,21 @@ def _heads_error(tree: CompactTree, index: int, heads: Sequence[Checkpoint]) -> 
         return Discrepancy(index, "root mismatch", f"the checkpoint of size {tree.size} signs another root than "
                            f"the entries up to index {index} make (an entry at or before it was altered, dropped, "
                            "reordered or inserted, or the checkpoint is a split view)")
+    return None
+
+
+def _at_fault(reference: LeafHashes, heads: Sequence[Checkpoint], size: int, since: list[bytes]) -> Discrepancy | None:
+    """The first entry of ``since`` (the leaves up to ``size`` after the last matching checkpoint) whose hash
+    differs from the reference's, if the reference's root is the checkpoint's."""
+    try:
+        if any(reference.root(size) != c.root_hash for c in heads):
+            return None
+        hashes = reference.leaf_hashes(size - len(since), size, size)
+    except (AuditError, CryptoError, OSError):
+        return None
+    for at, (found, expected) in enumerate(zip(since, hashes, strict=True), start=size - len(since)):
+        if found != expected:
+            return Discrepancy(at, "leaf hash", f"entry {at} is not the entry the checkpoint of size {size} covers "
+                               "(its leaf hash differs from the signed tree's): it was altered, or entries were "
+                               "dropped, reordered or inserted here")
     return None

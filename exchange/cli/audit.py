@@ -48,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     verify = sub.add_parser("verify", help="replay the log: indices, tree, every checkpoint's signature and root, and "
                                               "every decision taken again from its bundle and consent")
     verify.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    verify.add_argument("--tiles", type=Path, default=None, metavar="DIR",
+                        help="the sequencer's tiles (default: EXCHANGE_AUDIT_TILES_DIR when it exists): a root "
+                             "mismatch then names the exact entry at fault")
     verify.add_argument("--integrity-only", action="store_true",
                         help="check indices, tree and checkpoints only; do not take the decisions again")
     verify.set_defaults(func=_verify)
@@ -88,8 +91,10 @@ def _verify(args: argparse.Namespace) -> int:
     def total(count: int) -> None:
         progress.total = count
 
+    tiles = args.tiles or settings.audit_tiles_dir
     report = verify_log(settings, context.registry, catalogue=context.catalogue, reevaluate=not args.integrity_only,
-                        progress=progress.update, total=total)
+                        progress=progress.update, total=total,
+                        tiles=tiles if tiles is not None and (tiles / "checkpoint").is_file() else None)
     progress.close()
     error = report.first_error
     result = {"log": LOG_TOPIC, "entries": report.entries, "checkpoints": report.checkpoints,
