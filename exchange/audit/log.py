@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from exchange.audit.names import AUDIT_IDENTITY, CHECKPOINT_TOPIC, H_INDEX, LOG_TOPIC
-from exchange.audit.sources import decision_checker, log_reevaluator
+from exchange.audit.sources import LogSources, verify_decisions
 from exchange.audit.tiles import TileReader
 from exchange.audit.verify import IntegrityReport, verify_integrity
 from exchange.kafka import read_to_end
@@ -54,12 +53,12 @@ def verify_log(settings: Settings, registry: Registry, *, catalogue: Catalogue |
     if catalogue is None:
         return verify_integrity(entries, notes, verifiers, settings.audit_origin, progress=progress,
                                 reference=reference)
-    reevaluator, events = log_reevaluator(settings, registry, catalogue, bootstrap) if reevaluate else (None, None)
+    sources = LogSources.read(settings, registry, catalogue, bootstrap) if reevaluate else None
     try:
-        report = verify_integrity(entries, notes, verifiers, settings.audit_origin,
-                                  check_entry=decision_checker(catalogue, reevaluator), progress=progress,
-                                  reference=reference)
+        return verify_decisions(entries if sources is None else sources.planned(entries), notes, verifiers,
+                                settings.audit_origin, catalogue=catalogue,
+                                reevaluator=None if sources is None else sources.reevaluator(), progress=progress,
+                                reference=reference)
     finally:
-        if events is not None:
-            events.close()
-    return report if reevaluator is None else replace(report, decisions_reevaluated=reevaluator.reevaluated)
+        if sources is not None:
+            sources.close()

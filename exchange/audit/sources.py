@@ -3,47 +3,74 @@ ingress records the decisions were about (the edge around :mod:`exchange.audit.r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from exchange.audit.reevaluate import ConsentReplay, Reevaluator
-from exchange.audit.verify import Discrepancy
+from exchange.audit.verify import Discrepancy, IntegrityReport, LeafHashes, verify_integrity
 from exchange.consent.signing import ConsentVerifier
 from exchange.consent.wire import CONSENT_TOPIC
+from exchange.crypto.note import Verifier, Verifiers
 from exchange.envelope import EnvelopeVerifier, ReceivedRecord
-from exchange.kafka import ConsumedRecord, ConsumeError, Consumer, read_range, read_to_end
+from exchange.kafka import ConsumedRecord, ConsumeError, read_ranges, read_to_end
 from exchange.registry import Registry
 from exchange.router.service import BUNDLE_TOPIC
 from exchange.schemas import Catalogue, SchemaError
 from exchange.settings import Settings
 
-__all__ = ["DECISION_TYPE", "IngressEvents", "decision_checker", "log_reevaluator", "read_consent_records"]
+__all__ = [
+    "DECISION_TYPE",
+    "IngressEvents",
+    "LogSources",
+    "decision_checker",
+    "read_consent_records",
+    "verify_decisions",
+]
 
 DECISION_TYPE = "exchange.decision"
-_CHUNK = 2000
+_WINDOW = 20_000
 
 
 class IngressEvents:
-    """Ingress records by place, read forward in chunks per partition (a log's entries name their events in
-    nearly ascending offsets); None for a record no longer retained."""
+    """Ingress records by place, fetched ahead for a window of entries at a time (:meth:`plan`: every partition
+    the window names in one read); a place not planned is read on its own. None for a record no longer
+    retained."""
 
     def __init__(self, settings: Settings, bootstrap: str | None = None) -> None:
-        self._consumer = Consumer("exchange-audit-verify", settings=settings, bootstrap=bootstrap)
-        self._chunks: dict[tuple[str, int], tuple[int, int, dict[int, ConsumedRecord]]] = {}
+        self._settings, self._bootstrap = settings, bootstrap
+        self._records: dict[tuple[str, int, int], ConsumedRecord | None] = {}
+
+    def plan(self, places: Iterable[tuple[str, int, int]]) -> None:
+        """Fetch the records at ``places`` (and forget those fetched before)."""
+        wanted = set(places)
+        ranges: dict[tuple[str, int], tuple[int, int]] = {}
+        for topic, partition, offset in wanted:
+            lo, hi = ranges.get((topic, partition), (offset, offset + 1))
+            ranges[(topic, partition)] = (min(lo, offset), max(hi, offset + 1))
+        self._records = dict.fromkeys(wanted)
+        try:
+            records = read_ranges(ranges, settings=self._settings, bootstrap=self._bootstrap)
+        except ConsumeError:
+            return  # a topic is gone: each place is then read on its own, and is found missing
+        for record in records:
+            place = (record.topic, record.partition, record.offset)
+            if place in self._records:
+                self._records[place] = record
 
     def event(self, topic: str, partition: int, offset: int) -> ReceivedRecord | None:
-        chunk = self._chunks.get((topic, partition))
-        if chunk is None or not chunk[0] <= offset < chunk[1]:
+        place = (topic, partition, offset)
+        if place not in self._records:
             try:
-                records = read_range(self._consumer, topic, partition, offset, offset + _CHUNK)
+                found = read_ranges({(topic, partition): (offset, offset + 1)}, settings=self._settings,
+                                    bootstrap=self._bootstrap)
             except ConsumeError:
-                return None  # the topic itself is gone: nothing of it is retained
-            chunk = (offset, offset + _CHUNK, {r.offset: r for r in records})
-            self._chunks[(topic, partition)] = chunk
-        return chunk[2].get(offset)
+                found = []  # the topic itself is gone: nothing of it is retained
+            self._records[place] = next((r for r in found if r.offset == offset), None)
+        return self._records[place]
 
     def close(self) -> None:
-        self._consumer.close()
+        self._records = {}
 
 
 def read_consent_records(settings: Settings, bootstrap: str | None = None
@@ -57,15 +84,56 @@ def read_consent_records(settings: Settings, bootstrap: str | None = None
     return out
 
 
-def log_reevaluator(settings: Settings, registry: Registry, catalogue: Catalogue,
-                    bootstrap: str | None = None) -> tuple[Reevaluator, IngressEvents]:
-    """A re-evaluator over what the cluster holds: the bundles on ``policy.bundles``, the consent log and the
-    ingress records while retained. Close the returned event source when done."""
-    bundles = [r.value or b"" for r in read_to_end(BUNDLE_TOPIC, settings=settings, bootstrap=bootstrap)]
-    consents = ConsentReplay(catalogue, ConsentVerifier(registry), read_consent_records(settings, bootstrap))
-    events = IngressEvents(settings, bootstrap)
-    envelope = EnvelopeVerifier(registry, catalogue)
-    return Reevaluator(catalogue, bundles, consents, events=events, envelope=envelope), events
+@dataclass
+class LogSources:
+    """What the cluster holds for re-evaluating the log: the bundles on ``policy.bundles``, the consent log and
+    the ingress records while retained. Close it when done."""
+
+    catalogue: Catalogue
+    bundles: list[bytes]
+    consents: ConsentReplay
+    events: IngressEvents
+    envelope: EnvelopeVerifier
+
+    @classmethod
+    def read(cls, settings: Settings, registry: Registry, catalogue: Catalogue,
+             bootstrap: str | None = None) -> LogSources:
+        bundles = [r.value or b"" for r in read_to_end(BUNDLE_TOPIC, settings=settings, bootstrap=bootstrap)]
+        consents = ConsentReplay(catalogue, ConsentVerifier(registry), read_consent_records(settings, bootstrap))
+        return cls(catalogue, bundles, consents, IngressEvents(settings, bootstrap),
+                   EnvelopeVerifier(registry, catalogue))
+
+    def planned(self, entries: Sequence[tuple[int, bytes]], window: int = _WINDOW) -> Iterator[tuple[int, bytes]]:
+        """``entries`` unchanged, with the ingress records each window of them names fetched ahead."""
+        for start in range(0, len(entries), window):
+            chunk = entries[start:start + window]
+            self.events.plan(place for place in map(self._place, chunk) if place is not None)
+            yield from chunk
+
+    def _place(self, entry: tuple[int, bytes]) -> tuple[str, int, int] | None:
+        try:
+            _, decoded = self.catalogue.decode(entry[1])
+            return decoded["ingress_topic"], decoded["ingress_partition"], decoded["ingress_offset"]
+        except (SchemaError, KeyError, TypeError):
+            return None  # not a decision: the check reports it
+
+    def reevaluator(self) -> Reevaluator:
+        """A fresh re-evaluator over these sources (its count starts at 0)."""
+        return Reevaluator(self.catalogue, self.bundles, self.consents, events=self.events, envelope=self.envelope)
+
+    def close(self) -> None:
+        self.events.close()
+
+
+def verify_decisions(entries: Iterable[tuple[int, bytes]], checkpoints: Sequence[bytes | str],
+                     verifiers: Verifiers | Iterable[Verifier], origin: str, *, catalogue: Catalogue,
+                     reevaluator: Reevaluator | None, progress: Callable[[int], None] | None = None,
+                     reference: LeafHashes | None = None) -> IntegrityReport:
+    """:func:`~exchange.audit.verify.verify_integrity` with every entry a decision record and, given a
+    re-evaluator, every decision taken again; the report counts the decisions re-evaluated."""
+    report = verify_integrity(entries, checkpoints, verifiers, origin, check_entry=decision_checker(
+        catalogue, reevaluator), progress=progress, reference=reference)
+    return report if reevaluator is None else replace(report, decisions_reevaluated=reevaluator.reevaluated)
 
 
 def decision_checker(catalogue: Catalogue, reevaluator: Reevaluator | None

@@ -462,12 +462,18 @@ def _partitions(consumer: Consumer, topic: str, timeout: float) -> list[int]:
         time.sleep(0.1)  # metadata settling; bounded by the deadline
 
 
-def read_range(consumer: Consumer, topic: str, partition: int, start: int, stop: int, *,
-               timeout: float = 60.0) -> list[ConsumedRecord]:
-    """The committed records of ``topic[partition]`` with ``start <= offset < stop`` (fewer if the partition
-    ends before ``stop``; none below its first retained offset), read with ``consumer`` (reassigned to it)."""
-    return _read_until_end(consumer, {(topic, partition): start}, timeout, f"reading {topic}[{partition}]",
-                           stops={(topic, partition): stop})
+def read_ranges(ranges: Mapping[tuple[str, int], tuple[int, int]], *, settings: Settings | None = None,
+                bootstrap: str | None = None, timeout: float = 60.0) -> list[ConsumedRecord]:
+    """The committed records of each ``(topic, partition)`` with ``start <= offset < stop`` (fewer if a partition
+    ends before ``stop``; none below its first retained offset).
+
+    A client of its own each time: a client assigned again to partitions it is fetching waits out the fetch in
+    flight (seconds), while a new one costs milliseconds."""
+    if not ranges:
+        return []
+    with Consumer("exchange-reader", settings=settings, bootstrap=bootstrap) as consumer:
+        return _read_until_end(consumer, {tp: start for tp, (start, _) in ranges.items()}, timeout,
+                               "reading ranges", stops={tp: stop for tp, (_, stop) in ranges.items()})
 
 
 def _read_until_end(consumer: Consumer, starts: Mapping[tuple[str, int], int], timeout: float,
@@ -478,18 +484,22 @@ def _read_until_end(consumer: Consumer, starts: Mapping[tuple[str, int], int], t
     if stops is not None:
         ends = {tp: min(end, stops.get(tp, end)) for tp, end in ends.items()}
     remaining = {tp: end for tp, end in ends.items() if end > starts[tp]}
+    following = {tp: starts[tp] for tp in remaining}  # the next offset expected, to ask for no more than is left
     consumer.assign([(t, p, starts[(t, p)]) for t, p in remaining])
     records: list[ConsumedRecord] = []
     deadline = time.monotonic() + timeout
     while remaining:
         if time.monotonic() > deadline:
             raise ConsumeError(f"{what}: the end was not reached within {timeout:.0f}s")
-        for record in consumer.poll_batch(2000, timeout=0.5):
+        # At most what is left: a poll for more waits out its whole timeout.
+        left = sum(end - following[tp] for tp, end in remaining.items())
+        for record in consumer.poll_batch(max(1, min(2000, left)), timeout=0.5):
             tp = (record.topic, record.partition)
             end = remaining.get(tp)
             if end is None or record.offset >= end:
                 continue
             records.append(record)
+            following[tp] = record.offset + 1
             if record.offset >= end - 1:
                 del remaining[tp]
         # Under read_committed, transaction markers occupy offsets too: a partition whose last offsets are
