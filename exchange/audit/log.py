@@ -53,12 +53,12 @@ def verify_log(settings: Settings, registry: Registry, *, catalogue: Catalogue |
     if catalogue is None:
         return verify_integrity(entries, notes, verifiers, settings.audit_origin, progress=progress,
                                 reference=reference)
-    sources = LogSources.read(settings, registry, catalogue, bootstrap) if reevaluate else None
+    if not reevaluate:
+        return verify_decisions(entries, notes, verifiers, settings.audit_origin, catalogue=catalogue,
+                                reevaluator=None, progress=progress, reference=reference)
+    sources = LogSources.read(settings, registry, catalogue, bootstrap)
     try:
-        return verify_decisions(entries if sources is None else sources.planned(entries), notes, verifiers,
-                                settings.audit_origin, catalogue=catalogue,
-                                reevaluator=None if sources is None else sources.reevaluator(), progress=progress,
-                                reference=reference)
+        return sources.verify(entries, notes, verifiers, settings.audit_origin, progress=progress,
+                              reference=reference)
     finally:
-        if sources is not None:
-            sources.close()
+        sources.close()

@@ -4,7 +4,7 @@ ingress records the decisions were about (the edge around :mod:`exchange.audit.r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from exchange.audit.reevaluate import ConsentReplay, Reevaluator
@@ -16,7 +16,7 @@ from exchange.envelope import EnvelopeVerifier, ReceivedRecord
 from exchange.kafka import ConsumedRecord, ConsumeError, read_ranges, read_to_end
 from exchange.registry import Registry
 from exchange.router.service import BUNDLE_TOPIC
-from exchange.schemas import Catalogue, SchemaError
+from exchange.schemas import Catalogue, RecordSchema, SchemaError
 from exchange.settings import Settings
 
 __all__ = [
@@ -94,6 +94,7 @@ class LogSources:
     consents: ConsentReplay
     events: IngressEvents
     envelope: EnvelopeVerifier
+    decoded: dict[bytes, tuple[RecordSchema, Any]] = field(default_factory=dict)
 
     @classmethod
     def read(cls, settings: Settings, registry: Registry, catalogue: Catalogue,
@@ -104,18 +105,31 @@ class LogSources:
                    EnvelopeVerifier(registry, catalogue))
 
     def planned(self, entries: Sequence[tuple[int, bytes]], window: int = _WINDOW) -> Iterator[tuple[int, bytes]]:
-        """``entries`` unchanged, with the ingress records each window of them names fetched ahead."""
+        """``entries`` unchanged, with the ingress records each window of them names fetched ahead (and the
+        window's entries decoded once, in :attr:`decoded`, for :func:`decision_checker`)."""
         for start in range(0, len(entries), window):
             chunk = entries[start:start + window]
-            self.events.plan(place for place in map(self._place, chunk) if place is not None)
+            self.decoded.clear()
+            places = []
+            for _, value in chunk:
+                try:
+                    schema, decoded = self.catalogue.decode(value)
+                except SchemaError:
+                    continue  # not a record: the check reports it
+                self.decoded[value] = (schema, decoded)
+                if schema.type_name == DECISION_TYPE:
+                    places.append((decoded["ingress_topic"], decoded["ingress_partition"], decoded["ingress_offset"]))
+            self.events.plan(places)
             yield from chunk
 
-    def _place(self, entry: tuple[int, bytes]) -> tuple[str, int, int] | None:
-        try:
-            _, decoded = self.catalogue.decode(entry[1])
-            return decoded["ingress_topic"], decoded["ingress_partition"], decoded["ingress_offset"]
-        except (SchemaError, KeyError, TypeError):
-            return None  # not a decision: the check reports it
+    def verify(self, entries: Sequence[tuple[int, bytes]], checkpoints: Sequence[bytes | str],
+               verifiers: Verifiers | Iterable[Verifier], origin: str, *, reevaluator: Reevaluator | None = None,
+               progress: Callable[[int], None] | None = None, reference: LeafHashes | None = None) -> IntegrityReport:
+        """:func:`verify_decisions` over these sources: the events each window of entries names fetched
+        ahead, every entry decoded once; with a fresh :meth:`reevaluator` unless one is given."""
+        return verify_decisions(self.planned(entries), checkpoints, verifiers, origin, catalogue=self.catalogue,
+                                reevaluator=reevaluator or self.reevaluator(), progress=progress,
+                                reference=reference, decoded=self.decoded)
 
     def reevaluator(self) -> Reevaluator:
         """A fresh re-evaluator over these sources (its count starts at 0)."""
@@ -128,27 +142,34 @@ class LogSources:
 def verify_decisions(entries: Iterable[tuple[int, bytes]], checkpoints: Sequence[bytes | str],
                      verifiers: Verifiers | Iterable[Verifier], origin: str, *, catalogue: Catalogue,
                      reevaluator: Reevaluator | None, progress: Callable[[int], None] | None = None,
-                     reference: LeafHashes | None = None) -> IntegrityReport:
+                     reference: LeafHashes | None = None,
+                     decoded: Mapping[bytes, tuple[RecordSchema, Any]] | None = None) -> IntegrityReport:
     """:func:`~exchange.audit.verify.verify_integrity` with every entry a decision record and, given a
-    re-evaluator, every decision taken again; the report counts the decisions re-evaluated."""
+    re-evaluator, every decision taken again; the report counts the decisions re-evaluated. ``decoded`` are
+    entries decoded already (:meth:`LogSources.planned`)."""
     report = verify_integrity(entries, checkpoints, verifiers, origin, check_entry=decision_checker(
-        catalogue, reevaluator), progress=progress, reference=reference)
+        catalogue, reevaluator, decoded), progress=progress, reference=reference)
     return report if reevaluator is None else replace(report, decisions_reevaluated=reevaluator.reevaluated)
 
 
-def decision_checker(catalogue: Catalogue, reevaluator: Reevaluator | None
+def decision_checker(catalogue: Catalogue, reevaluator: Reevaluator | None,
+                     decoded: Mapping[bytes, tuple[RecordSchema, Any]] | None = None
                      ) -> Callable[[int, bytes], Discrepancy | str | None]:
     """``check_entry`` for :func:`~exchange.audit.verify.verify_integrity`: every entry must be an
     ``exchange.decision`` record, and (given a re-evaluator) a decision its bundle and consent support."""
+    known = decoded if decoded is not None else {}
 
     def check(index: int, value: bytes) -> Discrepancy | str | None:
-        try:
-            schema, decoded = catalogue.decode(value)
-        except SchemaError as exc:
-            return str(exc)
+        found = known.get(value)
+        if found is None:
+            try:
+                found = catalogue.decode(value)
+            except SchemaError as exc:
+                return str(exc)
+        schema, record = found
         if schema.type_name != DECISION_TYPE:
             return f"a {schema.type_name} record"
-        return None if reevaluator is None else reevaluator.check(index, _as_mapping(decoded))
+        return None if reevaluator is None else reevaluator.check(index, _as_mapping(record))
 
     return check
 

@@ -36,7 +36,7 @@ from exchange.schemas.samples import sample_record
 from exchange.settings import Settings
 from exchange.topics import TopicSpec
 
-__all__ = ["RouterFigures", "bench_router"]
+__all__ = ["TYPES", "RouterFigures", "bench_router", "preload_events", "route_events"]
 
 TYPES = {"population.person-registered": "population-registry", "tax.income-assessed": "tax-board"}
 AUDIT = "audit.decisions"
@@ -61,14 +61,14 @@ class RouterFigures:
 def bench_router(world: BenchWorld, events: int, routers: int = 1, latency_events: int = 2000) -> RouterFigures:
     settings = bench_settings(world)
     apply_bench_topics(settings, [TopicSpec(RAW_OUT, 6, 1, {"retention.ms": "3600000"})])
-    _preload(world, settings, events)
+    preload_events(world, settings, events)
     policies = Context(settings).policies
     decisions = {t: len(policies.agreements_for(t)) for t in TYPES}
     # Messages the router writes per event: an access-log entry per agreement, a delivery per permit (every
     # agreement here permits but the consent-based one: the synthetic citizens gave no consent).
     outputs = [decisions[t] + sum(1 for a in policies.agreements_for(t) if not a.consent_based) for t in TYPES]
     raw = _raw_pass_through(settings, events, round(sum(outputs) / len(outputs)))
-    routed, stop_routers = _route(world, settings, events, routers, decisions_per_event=sum(decisions.values())
+    routed, stop_routers = route_events(world, settings, events, routers, decisions_per_event=sum(decisions.values())
                                   / len(decisions))
     try:
         p50, p99 = _latency(world, settings, latency_events)
@@ -86,7 +86,8 @@ def _publisher(world: BenchWorld, settings: Settings, agency: str, producer: Pro
                                    linger_ms=5)
 
 
-def _preload(world: BenchWorld, settings: Settings, events: int) -> None:
+def preload_events(world: BenchWorld, settings: Settings, events: int) -> None:
+    """Publish ``events`` signed sample events of :data:`TYPES`, alternating."""
     rng = random.Random(7)  # noqa: S311 - synthetic benchmark data
     producer = Producer(settings=settings)
     publishers = {a: _publisher(world, settings, a, producer) for a in set(TYPES.values())}
@@ -109,7 +110,7 @@ def _raw_pass_through(settings: Settings, events: int, outputs_per_event: int) -
     return raw_pass_through(settings, [r"^ingress\..*"], events, BATCH, emit)
 
 
-def _route(world: BenchWorld, settings: Settings, events: int, routers: int,
+def route_events(world: BenchWorld, settings: Settings, events: int, routers: int,
            decisions_per_event: float) -> tuple[float, Callable[[], None]]:
     """Start the routers, wait until they have routed ``events``; returns events/s and a function to stop them."""
     group = f"bench-routers-{uuid.uuid4().hex[:6]}"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from exchange.audit import AUDIT_IDENTITY, Sequencer, SequencerConfig, TileReader, read_checkpoints, read_log_entries
-from exchange.audit.sources import LogSources, verify_decisions
+from exchange.audit.sources import LogSources
 from exchange.audit.verify import Discrepancy, IntegrityReport
 from exchange.consent.manager import ConsentManager
 from exchange.crypto.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
@@ -56,9 +56,8 @@ class Log:
         world = self.world
         verifiers = world.context.registry.note_verifiers(datetime.now(UTC), identities=[AUDIT_IDENTITY])
         copy = self.entries if entries is None else entries
-        return verify_decisions(self.sources.planned(copy), self.notes if notes is None else notes,
-                                verifiers, world.settings.audit_origin, catalogue=self.catalogue,
-                                reevaluator=self.sources.reevaluator(), reference=TileReader(self.tiles))
+        return self.sources.verify(copy, self.notes if notes is None else notes, verifiers,
+                                   world.settings.audit_origin, reference=TileReader(self.tiles))
 
     def first_error(self, entries: list[tuple[int, bytes]] | None = None,
                     notes: list[bytes] | None = None) -> Discrepancy:
