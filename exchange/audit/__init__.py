@@ -1,9 +1,10 @@
-"""The access log: the sequencer that orders decisions into a signed, append-only log, and its verifier.
+"""The access log: the sequencer that orders decisions into a signed, append-only log, and what checks it.
 
-Built so far: :class:`Sequencer` (``exchange audit sequencer run``), :func:`verify_integrity` (``exchange
-audit verify``) and the C2SP tlog-witness :class:`Witness` (``exchange audit witness run``) with its client
-:func:`add_checkpoint`. Sending checkpoints to witnesses from the sequencer, tiles, re-evaluation of decisions,
-proofs and export are still to come (docs/architecture.md, "The access log").
+:class:`Sequencer` (``exchange audit sequencer run``) sequences, tiles and publishes cosigned checkpoints;
+:func:`verify_log` (``exchange audit verify``) replays the log and, with :mod:`exchange.audit.reevaluate`, takes
+every decision again; the C2SP tlog-witness :class:`Witness` (``exchange audit witness run``) cosigns with its
+client :func:`add_checkpoint`; :class:`TileServer` serves the tiles; :mod:`exchange.audit.proof` writes and
+checks offline proofs (docs/auditing.md).
 """
 
 from __future__ import annotations
