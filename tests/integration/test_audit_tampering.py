@@ -9,6 +9,10 @@ the tiles as the signed tree's second copy.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,6 +22,7 @@ from typing import Any
 import pytest
 
 from exchange.audit import AUDIT_IDENTITY, Sequencer, SequencerConfig, TileReader, read_checkpoints, read_log_entries
+from exchange.audit.names import H_INDEX
 from exchange.audit.sources import LogSources
 from exchange.audit.verify import Discrepancy, IntegrityReport
 from exchange.consent.manager import ConsentManager
@@ -26,6 +31,7 @@ from exchange.runner import ServiceThread
 from exchange.schemas import Catalogue
 from tests.integration.router_world import RunningRouter, World
 
+EXCHANGE = shutil.which("exchange") or str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "exchange")
 CONSENTED = {"recipient": "municipal-services", "purpose": "housing-allowance", "type": "tax.income-assessed"}
 PROTECTED = "population.address-changed"
 
@@ -267,3 +273,35 @@ def test_an_unknown_bundle_is_found(log: Log) -> None:
     copy[k] = (k, log.encode(entry))
     error = log.first_error(copy)
     assert (error.index, error.check) == (k, "unknown bundle")
+
+
+def _verify_cli(log: Log) -> tuple[int, dict[str, Any]]:
+    env = {**os.environ, **log.world.env(), "EXCHANGE_AUDIT_TILES_DIR": str(log.tiles)}
+    done = subprocess.run([EXCHANGE, "audit", "verify", "--json"], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    return done.returncode, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_command_verifies_the_log_and_finds_a_forged_entry_appended_to_it(log: Log) -> None:
+    """`exchange audit verify --json` over the log on the cluster; then a PERMIT, forged from the DENY after the
+    revocation, written to audit.log behind the sequencer's back with the next index: no checkpoint covers it
+    yet, and the re-evaluation refuses it. (Last in this module: it changes the shared log.)"""
+    code, result = _verify_cli(log)
+    assert code == 0
+    assert result == {"log": "audit.log", "entries": len(log.entries), "checkpoints": len(log.notes),
+                      "decisions_reevaluated": len(log.entries), "ok": True, "first_error": None}
+
+    permit, revoked = _consent_entries(log)
+    forged = log.decoded(revoked)
+    forged.update(outcome="PERMIT", reason_codes=[], fields_released=log.decoded(permit)["fields_released"])
+    index = len(log.entries)
+    producer = log.world.raw_producer()
+    producer.produce("audit.log", log.encode(forged), str(index).encode(), partition=0,
+                     headers=[(H_INDEX, str(index).encode())])
+    producer.flush()
+    code, result = _verify_cli(log)
+    assert code == 1
+    assert result["ok"] is False
+    assert result["entries"] == index  # the forged entry is the one it stopped at
+    assert (result["first_error"]["index"], result["first_error"]["check"]) == (index, "decision not supported")
+    assert "CONSENT_REVOKED" in result["first_error"]["detail"]
