@@ -29,6 +29,7 @@ from exchange.consent.ledger import ConsentLedger
 from exchange.context import type_infos
 from exchange.envelope import EnvelopeVerifier, ReceivedRecord, VerificationError
 from exchange.policy import (
+    NO_CONSENTS,
     ConsentDecision,
     Decision,
     EventFacts,
@@ -93,11 +94,17 @@ class _NoPositionError(Exception):
 class _ConsentAt:
     """The consent view of one entry: replayed only if the engine asks."""
 
-    def __init__(self, replay: ConsentReplay, partition: int, offset: int | None) -> None:
+    def __init__(self, replay: ConsentReplay, partition: int, offset: int | None,
+                 compared: tuple[str | None, str | None]) -> None:
         self._replay, self._partition, self._offset = replay, partition, offset
+        self._compared = compared  # the entry's recipient and purpose
 
     def lookup(self, subject: str, recipient: str, purpose: str, record_type: str, at: datetime) -> ConsentDecision:
         if self._offset is None:
+            if (recipient, purpose) != self._compared:
+                # Another agreement's decision, which is not compared: any answer will do (an entry whose purpose
+                # is not its agreement's differs from the decision taken again in any case).
+                return NO_CONSENTS.lookup(subject, recipient, purpose, record_type, at)
             raise _NoPositionError
         return self._replay.at(self._partition, self._offset).lookup(subject, recipient, purpose, record_type, at)
 
@@ -134,7 +141,8 @@ class Reevaluator:
         if isinstance(facts, Discrepancy):
             return facts
         event, fired = facts
-        consent = _ConsentAt(self._consents, entry["ingress_partition"], entry.get("consent_offset"))
+        consent = _ConsentAt(self._consents, entry["ingress_partition"], entry.get("consent_offset"),
+                             (entry["recipient"], entry["purpose"]))
         try:
             decisions = decide(policies, event, consent, fired)
         except _NoPositionError:
