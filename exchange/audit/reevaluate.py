@@ -14,7 +14,8 @@ For each PERMIT or DENY entry:
   outcome, reasons, fields released, purpose, legal basis and consent reference. A DENY the router added when a
   delivery could not be sealed (``UNDELIVERABLE:…`` after the engine's PERMIT) releases less, and stands.
 
-REJECT entries record a verification failure, not a decision; they are counted by the integrity check only.
+REJECT entries record a verification failure, not a decision: they are not taken again (nor counted), but one
+that records anything only a decision has (a recipient, an agreement, a subject, fields) is refused.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ __all__ = ["ConsentReplay", "EventSource", "Reevaluator"]
 
 _COMPARED = ("outcome", "reason_codes", "fields_released", "purpose", "legal_basis", "consent_ref")
 _UNDELIVERABLE = "UNDELIVERABLE:"
+_NOT_IN_A_REJECT = ("recipient", "agreement_id", "agreement_version", "purpose", "legal_basis", "consent_ref",
+                    "subject_ref", "event_digest", "event_time", "consent_offset")
 
 
 class EventSource(Protocol):
@@ -132,7 +135,7 @@ class Reevaluator:
     def check(self, index: int, entry: Mapping[str, Any]) -> Discrepancy | None:
         """The first thing wrong with ``entry`` (the decoded ``exchange.decision`` at ``index``), or None."""
         if entry["outcome"] == "REJECT":
-            return None
+            return _reject_shape(index, entry)
         self.reevaluated += 1
         policies = self._index(entry["bundle_id"])
         if isinstance(policies, str):
@@ -226,6 +229,16 @@ class Reevaluator:
         facts = EventFacts(entry["event_id"], record_type, entry["event_source"] or "", at,
                            subject.decode("ascii", "replace") if person and subject is not None else None, {})
         return facts, fired
+
+
+def _reject_shape(index: int, entry: Mapping[str, Any]) -> Discrepancy | None:
+    """A REJECT records a verification failure and nothing of a decision: no recipient, agreement, subject or
+    fields (an entry turned into a REJECT would otherwise hide a decision from re-evaluation)."""
+    claimed = [name for name in _NOT_IN_A_REJECT if entry.get(name) is not None]
+    if claimed or entry["fields_released"] or len(entry["reason_codes"]) != 1:
+        what = ", ".join(claimed or ["fields released or other than one reason"])
+        return Discrepancy(index, "decision not supported", f"a REJECT that records what only a decision has: {what}")
+    return None
 
 
 def _recorded_mismatch(entry: Mapping[str, Any], facts: EventFacts, held: tuple[str, ...]) -> str | None:

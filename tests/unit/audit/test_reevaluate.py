@@ -127,6 +127,26 @@ def test_the_log_verifies_and_counts_only_decisions(world: World, protected: Mad
     assert reevaluator.reevaluated == len(protected.entries)
 
 
+def test_a_decision_turned_into_a_reject_is_refused(world: World, protected: Made) -> None:
+    """A REJECT is not taken again, so one that still records a decision's recipient, agreement, subject or
+    fields (a PERMIT relabelled to hide it) is refused by its shape."""
+    reevaluator = world.reevaluator()
+    permit = protected.entry("police-board")
+    relabelled = {**permit, "outcome": "REJECT"}
+    error = reevaluator.check(7, relabelled)
+    assert error is not None
+    assert (error.index, error.check) == (7, "decision not supported")
+    assert "recipient" in error.detail
+    emptied = {**relabelled, **dict.fromkeys(("recipient", "agreement_id", "agreement_version", "purpose",
+                                               "legal_basis", "consent_ref", "subject_ref", "event_digest",
+                                               "event_time", "consent_offset")), "reason_codes": ["BAD_SIGNATURE"]}
+    error = reevaluator.check(8, emptied)
+    assert error is not None  # still its fields released
+    assert "fields released" in error.detail
+    assert reevaluator.check(9, {**emptied, "fields_released": []}) is None
+    assert reevaluator.reevaluated == 0
+
+
 # --- untrue entries are named ----------------------------------------------------------------------------------
 
 Edit = Callable[[World, Made, Made, Consented], tuple[Entry, tuple[str, ...]]]
