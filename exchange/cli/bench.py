@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     replay.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     replay.set_defaults(func=_replay)
     audit = sub.add_parser("audit", help="the access-log sequencer against a raw transactional pass-through")
-    audit.add_argument("--entries", type=int, default=20_000, help="access-log entries pre-loaded and sequenced")
+    audit.add_argument("--entries", type=int, default=100_000,
+                       help="access-log entries pre-loaded and sequenced (fewer make the runs too short to compare)")
     audit.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     audit.set_defaults(func=_audit)
 
