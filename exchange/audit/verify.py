@@ -59,11 +59,17 @@ def verify_integrity(entries: Iterable[tuple[int, bytes]], checkpoints: Sequence
                      verifiers: Verifiers | Iterable[Verifier], origin: str, *,
                      check_entry: Callable[[int, bytes], Discrepancy | str | None] | None = None,
                      progress: Callable[[int], None] | None = None,
-                     reference: LeafHashes | None = None) -> IntegrityReport:
+                     reference: LeafHashes | None = None,
+                     prefix_leaves: Sequence[bytes] = ()) -> IntegrityReport:
     """Replay ``entries`` (``(index, value)`` in log order) and check them against ``checkpoints`` (signed
     notes, in publication order). ``check_entry`` may refuse an entry's content, returning why (a string: it
     is not a decision entry) or the discrepancy found in it. With a ``reference`` whose root matches a
-    mismatched checkpoint, the first entry whose leaf hash differs from it is named."""
+    mismatched checkpoint, the first entry whose leaf hash differs from it is named.
+
+    ``prefix_leaves`` are the leaf hashes of entries 0 to I-1 when ``entries`` start at index I (an archive of
+    part of the log): the tree starts from them, and every checkpoint of size up to I is checked against their
+    root at its size. They are trusted no further: wrong ones also give another root at every later checkpoint.
+    """
     opened = _open_all(checkpoints, verifiers if isinstance(verifiers, Verifiers) else list(verifiers), origin)
     if isinstance(opened, Discrepancy):
         return IntegrityReport(0, 0, opened)
@@ -76,6 +82,10 @@ def verify_integrity(entries: Iterable[tuple[int, bytes]], checkpoints: Sequence
         return IntegrityReport(0, 0, Discrepancy(None, "root mismatch",
                                                  "a checkpoint of size 0 signs a non-empty root"))
     tree = CompactTree()
+    prefix_checked, error = _prefix(tree, prefix_leaves, by_size)
+    checked += prefix_checked
+    if error is not None:
+        return IntegrityReport(tree.size, checked, error)
     since: list[bytes] = []  # the leaf hashes after the last checkpoint that matched, to name the one at fault
     for index, value in entries:
         error = _entry_error(tree, index, value, check_entry)
@@ -116,6 +126,21 @@ def _open_all(notes: Sequence[bytes | str], verifiers: Verifiers | list[Verifier
                                f"after one of size {opened[-1].size}")
         opened.append(checkpoint)
     return opened
+
+
+def _prefix(tree: CompactTree, leaves: Sequence[bytes],
+            by_size: dict[int, list[Checkpoint]]) -> tuple[int, Discrepancy | None]:
+    """Append the leaf hashes before the first entry, checking each checkpoint they reach; how many passed."""
+    checked = 0
+    for leaf in leaves:
+        tree.append(leaf)
+        heads = by_size.get(tree.size, ())
+        if heads and any(c.root_hash != tree.root() for c in heads):
+            return checked, Discrepancy(tree.size - 1, "root mismatch", f"the checkpoint of size {tree.size} signs "
+                                        f"another root than the leaf hashes of entries 0 to {tree.size - 1} given "
+                                        "before the first entry make")
+        checked += len(heads)
+    return checked, None
 
 
 def _entry_error(tree: CompactTree, index: int, value: bytes,
