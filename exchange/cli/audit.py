@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 from exchange.audit import AUDIT_IDENTITY, LOG_TOPIC, Sequencer, SequencerConfig, verify_log
+from exchange.cli._archive import add_archive_arguments, register_export, verify_archive_command
 from exchange.cli._progress import Progress
 from exchange.cli._proof import register_proof
 from exchange.cli._tiles import register_serve
@@ -27,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     register_witness(sub)
     register_serve(sub)
     register_proof(sub)
+    register_export(sub)
     sequencer = sub.add_parser("sequencer", help="the access-log sequencer (one per log)")
     seq = sequencer.add_subparsers(dest="sequencer_action", metavar="ACTION", required=True)
     run = seq.add_parser("run", help="sequence audit.decisions into audit.log and sign checkpoints")
@@ -53,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                              "mismatch then names the exact entry at fault")
     verify.add_argument("--integrity-only", action="store_true",
                         help="check indices, tree and checkpoints only; do not take the decisions again")
+    add_archive_arguments(verify)
     verify.set_defaults(func=_verify)
 
 
@@ -84,6 +87,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    if args.archive is not None:
+        return verify_archive_command(args)
+    if args.log_keys or args.witness_keys:
+        raise ConfigError("--log-key and --witness-key go with --archive")
     settings = get_settings()
     context = Context(settings)
     progress = Progress("verifying")

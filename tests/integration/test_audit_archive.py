@@ -7,8 +7,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
-import sys
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,28 +33,7 @@ OFFLINE = {"EXCHANGE_BOOTSTRAP": "127.0.0.1:1", "EXCHANGE_REGISTRY": "/nonexiste
            "EXCHANGE_SCHEMAS": "/nonexistent/schemas"}
 """Verifying an archive must need no broker, registry or schemas of its own."""
 
-# The CLI as the `exchange` script runs it, with the archive commands added to `exchange audit` if its module does
-# not add them (yet): the same parser, handlers and error handling either way.
-RUNNER = """
-import sys
-from exchange.cli import _app, audit
-from exchange.cli._archive import add_archive_arguments, register_export, verify_archive_command
-
-register = audit.register
-
-def wired(subparsers):
-    register(subparsers)
-    actions = subparsers.choices["audit"]._subparsers._group_actions[0]
-    if "export" not in actions.choices:
-        register_export(actions)
-        verify = actions.choices["verify"]
-        add_archive_arguments(verify)
-        plain = verify.get_default("func")
-        verify.set_defaults(func=lambda args: verify_archive_command(args) if args.archive else plain(args))
-
-audit.register = wired
-sys.exit(_app.main(sys.argv[1:]))
-"""
+EXCHANGE = shutil.which("exchange") or str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "exchange")
 
 
 @dataclass
@@ -67,8 +46,8 @@ class Log:
 
 
 def _exchange(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", RUNNER, *args], env={**os.environ, **env}, capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run([EXCHANGE, *args], env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=300, check=False)
 
 
 @pytest.fixture(scope="module")
