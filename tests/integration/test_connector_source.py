@@ -1,0 +1,116 @@
+"""The source runtime on the real broker: records published exactly once with the source's offset in the same
+transaction, bad records dead-lettered while the stream goes on, a restart resuming from the committed offset."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.sdk import BadRecord, ConnectorConfig, Offset, OffsetError, Source, SourceRecord
+from connectors.sdk.source_runtime import SourceRunner, ToleranceExceededError, offsets_topic
+from exchange.envelope import EnvelopeVerifier
+from tests.integration.router_world import World
+
+TYPE = "population.address-changed"
+AGENCY = "population-registry"
+
+
+class ListSource(Source):
+    """Records from a list; the offset is the index of the last record read. Index ``bad`` cannot be read."""
+
+    def __init__(self, records: Sequence[dict[str, Any]], bad: frozenset[int] = frozenset(), batch: int = 40):
+        self.records, self.bad, self.batch = list(records), bad, batch
+        self.acknowledged: list[Offset] = []
+        self.opened = self.closed = 0
+
+    def open(self, context: object) -> None:
+        self.opened += 1
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def poll(self, after: Offset | None) -> Iterator[SourceRecord]:
+        start = 0 if after is None else int(after["i"]) + 1
+        for i in range(start, min(start + self.batch, len(self.records))):
+            if i in self.bad:
+                raise BadRecord(f"line {i} is not CSV", offset={"i": i}, original=b"\x00garbage")
+            yield SourceRecord(TYPE, self.records[i], {"i": i})
+
+    def acknowledge(self, upto: Offset) -> None:
+        self.acknowledged.append(dict(upto))
+
+
+def _config(name: str, **extra: Any) -> ConnectorConfig:
+    return ConnectorConfig(name=name, kind="test", max_batch=100, **extra)
+
+
+def _events(world: World) -> list[str]:
+    verifier = EnvelopeVerifier(world.context.registry, world.context.catalogue)
+    return [verifier.verify(r).attributes.id for r in world.read(f"ingress.{TYPE}")]
+
+
+def _letters(world: World, name: str) -> list[dict[str, Any]]:
+    return [q for q in world.quarantined() if q["quarantined_by"] == f"connector:{name}"]
+
+
+def test_records_are_published_once_and_a_restart_resumes(bootstrap: str, tmp_path: Path) -> None:
+    world = World.create(bootstrap, tmp_path)
+    records = world.records(TYPE, 250, seed=1)
+    source = ListSource(records, bad=frozenset({7, 130}))
+    runner = SourceRunner(source, _config("list-one"), agency=AGENCY, settings=world.settings)
+    assert runner.position is None
+    stats = runner.run(max_idle_s=0.5)
+    assert (stats.records, stats.dead_letters) == (248, 2)
+    assert (source.opened, source.closed) == (1, 1)
+    assert len(set(_events(world))) == len(_events(world)) == 248
+    letters = _letters(world, "list-one")
+    assert [q["reason_code"] for q in letters] == ["BAD_RECORD", "BAD_RECORD"]
+    assert [q["original_key"] for q in letters] == [b'{"i":7}', b'{"i":130}']
+    assert letters[0]["original_value"] == b"\x00garbage"
+    assert source.acknowledged[-1] == {"i": 249}
+    assert [r.value for r in world.read(offsets_topic("list-one"))][-1] == b'{"i":249}'
+
+    # A restart reads the committed offset and, with nothing new, emits nothing.
+    again = ListSource(records)
+    restarted = SourceRunner(again, _config("list-one"), agency=AGENCY, settings=world.settings)
+    assert restarted.position == {"i": 249}
+    assert restarted.run(max_idle_s=0.3).records == 0
+    assert len(_events(world)) == 248
+
+
+def test_an_invalid_record_is_dead_lettered_and_the_rest_goes_on(bootstrap: str, tmp_path: Path) -> None:
+    world = World.create(bootstrap, tmp_path)
+    records = world.records(TYPE, 20, seed=2)
+    records[5] = {**records[5], "postal_code": 12345}  # not a string
+    runner = SourceRunner(ListSource(records), _config("list-two"), agency=AGENCY, settings=world.settings)
+    stats = runner.run(max_idle_s=0.3)
+    assert (stats.records, stats.dead_letters) == (19, 1)
+    (letter,) = _letters(world, "list-two")
+    assert letter["reason_code"] == "INVALID_RECORD"
+    assert "field 'postal_code': expected string, got int" in letter["detail"]
+    assert "12345" not in letter["detail"]  # the value is not repeated in the reason
+
+
+def test_tolerance_none_stops_at_the_first_bad_record(bootstrap: str, tmp_path: Path) -> None:
+    world = World.create(bootstrap, tmp_path)
+    records = world.records(TYPE, 30, seed=3)
+    runner = SourceRunner(ListSource(records, bad=frozenset({12})), _config("list-three", errors_tolerance="none"),
+                          agency=AGENCY, settings=world.settings)
+    with pytest.raises(ToleranceExceededError):
+        runner.run(max_idle_s=0.3)
+    assert len(_events(world)) == 12  # the records before it
+    assert len(_letters(world, "list-three")) == 1
+    assert runner.position == {"i": 12}
+
+
+def test_a_corrupt_committed_offset_is_a_clear_error(bootstrap: str, tmp_path: Path) -> None:
+    world = World.create(bootstrap, tmp_path)
+    SourceRunner(ListSource([]), _config("list-four"), agency=AGENCY, settings=world.settings)  # makes the topic
+    producer = world.raw_producer()
+    producer.produce(offsets_topic("list-four"), b"{not json", b"list-four", partition=0)
+    producer.flush()
+    with pytest.raises(OffsetError, match="corrupt"):
+        SourceRunner(ListSource([]), _config("list-four"), agency=AGENCY, settings=world.settings)
