@@ -80,8 +80,12 @@ class SourceRunner:
     """Runs one source connector: :meth:`run` until :meth:`stop` (or idle), one transaction per batch."""
 
     def __init__(self, source: Source, config: ConnectorConfig, *, agency: str, settings: Settings,
-                 progress: Callable[[int], None] | None = None) -> None:
+                 progress: Callable[[int], None] | None = None,
+                 boundary: Callable[[str], None] | None = None) -> None:
+        """``boundary`` is called with ``"produced"`` (the batch is in the open transaction), ``"committed"`` and
+        ``"acknowledged"``: the conformance kit kills the process there to prove no boundary loses or repeats."""
         self.source, self.config, self.agency = source, config, agency
+        self._boundary = boundary or _no_boundary
         self.stats = SourceStats()
         self._settings = settings
         self._progress = progress
@@ -143,6 +147,7 @@ class SourceRunner:
             self._producer.produce(self._topic, offset_bytes(position), self.config.name.encode(), partition=0)
             started = time.perf_counter()
             self._publisher.flush(DELIVERY_TIMEOUT_MS / 1000)
+            self._boundary("produced")
             self._producer.commit()
             elapsed = time.perf_counter() - started
         except KafkaError as exc:
@@ -153,7 +158,9 @@ class SourceRunner:
         self._backoff = _FIRST_BACKOFF_S
         self.position = position
         self._count(len(items) - letters, letters, elapsed)
+        self._boundary("committed")
         self._acknowledge(position)
+        self._boundary("acknowledged")
         if letters and self.config.errors_tolerance == "none":
             raise ToleranceExceededError(f"connector {self.config.name}: a bad record was dead-lettered and "
                                          "errors_tolerance is none; fix the record, then start it again")
@@ -271,6 +278,10 @@ class SourceRunner:
             raise OffsetError(f"connector {self.config.name}: the committed offset at {self._topic}@{last.offset} "
                               f"is corrupt ({exc}); nothing was polled. Reset it with `exchange connector "
                               f"reset-offset {self.config.name}` once you know where the source stands") from exc
+
+
+def _no_boundary(_: str) -> None:
+    return None
 
 
 def _offset_of(item: Item) -> Offset | None:
