@@ -12,6 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from exchange.errors import ExchangeError
@@ -71,16 +72,23 @@ class SourceRecord:
 
 @dataclass(frozen=True, slots=True)
 class SinkRecord:
-    """One delivery for a sink: the event id (idempotency key), its type, the released fields, its time."""
+    """One verified delivery for a sink: the released ``fields`` of an event under one agreement.
+
+    ``(event_id, agreement_id)`` identifies it (:attr:`idempotency_key`): an agency with two agreements on a type
+    receives an event once per agreement. ``subject`` is the recipient's pseudonym of the subject when the
+    agreement pseudonymises, else the record's key (the publisher's pseudonym, or the record id)."""
 
     event_id: str
+    agreement_id: str
     record_type: str
     fields: Mapping[str, Any]
-    subject: str | None
-    time: str
-    topic: str
-    partition: int
-    offset: int
+    subject: str
+    event_time: datetime
+    source: str
+
+    @property
+    def idempotency_key(self) -> tuple[str, str]:
+        return self.event_id, self.agreement_id
 
 
 @dataclass(frozen=True, slots=True)
