@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 from exchange.metrics import REGISTRY
 
-__all__ = ["COMMIT_SECONDS", "LAG", "RECORDS"]
+__all__ = ["COMMIT_SECONDS", "RECORDS"]
 
 RECORDS = Counter("exchange_connector_records_total", "Records a connector passed on or dead-lettered",
                   ["connector", "outcome"], registry=REGISTRY)
 COMMIT_SECONDS = Histogram("exchange_connector_commit_seconds", "Time to flush and commit one batch",
                            ["connector"], registry=REGISTRY)
-LAG = Gauge("exchange_connector_lag", "Deliveries a sink connector has not written yet", ["connector"],
-            registry=REGISTRY)
