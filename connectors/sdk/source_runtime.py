@@ -272,6 +272,8 @@ class SourceRunner:
         if not records:
             return None
         last = records[-1]
+        if last.value is None:
+            return None  # reset to the start (`exchange connector reset-offset NAME --from-start`)
         try:
             return parse_offset(last.value or b"")
         except OffsetError as exc:
