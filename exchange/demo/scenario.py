@@ -31,7 +31,7 @@ from exchange.crypto.keys import Signer
 from exchange.crypto.note import Verifier
 from exchange.demo.bad_records import bad_records
 from exchange.envelope import EnvelopeVerifier, VerificationError
-from exchange.kafka import ConsumeError, Producer, make_admin, read_to_end
+from exchange.kafka import Producer, make_admin, read_to_end
 from exchange.kafka.admin import apply_topics, broker_count
 from exchange.kafka.local import deploy_dir
 from exchange.publisher import Publisher
@@ -264,12 +264,11 @@ def _receive(settings: Settings, context: Context, expected: Counter[str], summa
     for recipient, count in sorted(expected.items()):
         if recipient == "public":
             verifier = EnvelopeVerifier(context.registry, context.catalogue)
-            for topic in {f"opendata.{t}" for t in PUBLISHERS}:
-                try:
-                    records = read_to_end(topic, settings=settings)
-                except ConsumeError:  # a type without open data has no topic
-                    records = []
-                for record in records:
+            listed = make_admin(settings).list_topics(timeout=30).topics
+            # Only the types with an open-data agreement have a topic: asking for the others would wait for them.
+            for topic in sorted(t for t in {f"opendata.{t}" for t in PUBLISHERS}
+                                if settings.topic_prefix + t in listed):
+                for record in read_to_end(topic, settings=settings):
                     try:
                         event = verifier.verify(record)
                     except VerificationError:
