@@ -1,4 +1,5 @@
-"""``exchange bench publish | router | replay | audit``: throughput, latency and memory figures, never asserted."""
+"""``exchange bench publish | router | replay | audit | connectors``: throughput, latency and memory figures,
+never asserted."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import timedelta
 
 from exchange.bench._world import make_world
 from exchange.bench.audit import bench_audit
+from exchange.bench.connectors import bench_connectors
 from exchange.bench.publish import bench_publish
 from exchange.bench.replay import bench_replay
 from exchange.bench.router import bench_router
@@ -35,6 +37,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="accepted skew in seconds (the router's)")
     replay.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     replay.set_defaults(func=_replay)
+    connectors = sub.add_parser("connectors", help="the files source against the bare Publisher; the webhook's "
+                                                   "requests/s and latency")
+    connectors.add_argument("--records", type=int, default=20_000, help="records imported through the files source")
+    connectors.add_argument("--requests", type=int, default=4_000, help="records POSTed to the webhook")
+    connectors.add_argument("--clients", type=int, default=16, help="concurrent webhook clients")
+    connectors.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    connectors.set_defaults(func=_connectors)
     audit = sub.add_parser("audit", help="the access-log sequencer against a raw transactional pass-through")
     audit.add_argument("--entries", type=int, default=100_000,
                        help="access-log entries pre-loaded and sequenced (fewer make the runs too short to compare)")
@@ -82,6 +91,22 @@ def _replay(args: argparse.Namespace) -> int:
     print(f"  admit p50 / p99       {f.admit_us_p50:>7.2f} / {f.admit_us_p99:.2f} µs")
     print(f"  replay refused        {f.replay_recent_us:>7.2f} µs (recent), {f.replay_packed_us:.2f} µs (packed)")
     print(f"  restore               {f.restore_ids_per_s:>10,.0f} ids/s")
+    return 0
+
+
+def _connectors(args: argparse.Namespace) -> int:
+    f = bench_connectors(make_world(resolve_bootstrap()), args.records, args.requests, args.clients)
+    if args.json:
+        print(json.dumps(f.as_dict()))
+        return 0
+    print(f"imported {f.records} records of population.address-changed")
+    print(f"  files source          {f.files_per_s:>10,.0f} records/s")
+    print(f"  bare Publisher        {f.publisher_per_s:>10,.0f} records/s")
+    print(f"  files / Publisher     {f.ratio:>10.2f}")
+    print(f"webhook: {f.webhook_requests} POSTs, each answered once durable")
+    print(f"  throughput            {f.webhook_per_s:>10,.0f} requests/s")
+    print(f"  at {f.webhook_latency_rate:,.0f}/s p50 / p99  {f.webhook_latency_ms_p50:>7.1f} / "
+          f"{f.webhook_latency_ms_p99:.1f} ms")
     return 0
 
 
