@@ -56,6 +56,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          "a department's deliveries upserted into its own table"),
     Kind("http-webhook", "server", "connectors.http", "WebhookSourceConfig", "serve",
          "records POSTed by an agency's system, 202 once durable"),
+    Kind("feed", "source", "connectors.feed", "FeedSourceConfig", "FeedSource",
+         "a register's changes feed over HTTP (the 50-line example of docs/connectors.md)"),
     Kind("http-sink", "sink", "connectors.http", "WebhookSinkConfig", "build_sink",
          "each delivery POSTed to a department's endpoint"),
 )}

@@ -79,7 +79,7 @@ def test_offsets_are_small_canonical_json_objects() -> None:
 
 
 def test_an_unknown_kind_names_the_known_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(ConfigError, match="known: files, http-sink"):
+    with pytest.raises(ConfigError, match="known: feed, files, http-sink"):
         kind("ftp")
     assert main(["connector", "run", "ftp", "--config", str(_write(tmp_path, "name: a\nkind: ftp\n"))]) == 2
     assert "unknown connector kind 'ftp'" in capsys.readouterr().err
