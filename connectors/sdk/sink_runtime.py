@@ -106,11 +106,11 @@ class SinkRunner:
         """Write ``batch`` until it is written (True) or the runner is stopped (False)."""
         backoff = _FIRST_BACKOFF_S
         pending = list(batch)
-        attempts = 0
+        failures = 0  # Retryable in a row: a dead letter or a wait in between starts the count again
+        waited = False
         while pending:
-            if self._stop.is_set() and attempts:
+            if self._stop.is_set() and waited:
                 return False
-            attempts += 1
             try:
                 self.sink.write(pending)
             except BadRecord as bad:
@@ -120,14 +120,18 @@ class SinkRunner:
                                      "without naming a record of the batch") from bad
                 self._dead_letter(refused, bad.reason)
                 pending = [r for r in pending if r is not refused]
+                failures, backoff = 0, _FIRST_BACKOFF_S
                 continue
             except Backpressure as wait:
                 self._log.warning("sink asked to wait", reason=str(wait), retry_in_s=wait.retry_after)
                 self._stop.wait(wait.retry_after)
+                failures, waited = 0, True
                 continue
             except Retryable as exc:
                 self.stats.retries += 1
-                if attempts >= _MAX_ATTEMPTS:
+                failures += 1
+                waited = True
+                if failures >= _MAX_ATTEMPTS:
                     raise
                 self._log.warning("write failed; retrying", error=str(exc), retry_in_s=backoff)
                 self._stop.wait(backoff)
