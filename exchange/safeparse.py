@@ -23,13 +23,11 @@ here, in Python, so a file at the limits loads in well under a second.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import re
 import stat
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 from exchange.errors import ExchangeError
+from exchange.gcpause import collector_paused
 
 __all__ = [
     "MAX_BYTES",
@@ -273,7 +272,7 @@ def parse_yaml(text: str, source: str | None = None, *, limit: int = MAX_BYTES) 
     _check_text(text, source, limit)
     loader = _Loader(text)
     try:
-        with _no_cyclic_gc():
+        with collector_paused():  # composing makes tens of thousands of acyclic objects
             root = loader.get_single_node()
             data = None if root is None else loader.construct_document(root)
             duplicates = duplicate_keys(root)
@@ -291,19 +290,6 @@ def parse_yaml(text: str, source: str | None = None, *, limit: int = MAX_BYTES) 
     finally:
         loader.dispose()
     return YamlDocument(data, root, duplicates)
-
-
-@contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    # Composing makes tens of thousands of acyclic objects; the collector's passes over the growing tree would
-    # add a third to the time of a file at the limits. Re-enabled only by whoever disabled it.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def read_yaml(path: Path | str, *, limit: int = MAX_BYTES) -> YamlDocument:

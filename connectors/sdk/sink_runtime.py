@@ -13,6 +13,7 @@ import json
 import threading
 import time
 
+from connectors.sdk._loop import run_steps
 from connectors.sdk.api import Backpressure, BadRecord, Retryable, Sink, SinkRecord, SourceContext
 from connectors.sdk.config import ConnectorConfig
 from connectors.sdk.deadletters import DEAD_LETTER_TOPIC, DeadLetters
@@ -72,13 +73,8 @@ class SinkRunner:
     def run(self, max_idle_s: float | None = None) -> SinkStats:
         """Write deliveries until stopped (or idle for ``max_idle_s``); the sink is opened and closed."""
         self.sink.open(SourceContext(self.config.name, self.recipient))
-        idle_since = time.monotonic()
         try:
-            while not self._stop.is_set():
-                if self.step():
-                    idle_since = time.monotonic()
-                elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
-                    break
+            run_steps(self.step, self._stop, max_idle_s)  # a step waits on its poll
         finally:
             self.sink.close()
             self._subscriber.close()

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from connectors.sdk._loop import run_steps
 from connectors.sdk.api import (
     Backpressure,
     BadRecord,
@@ -120,15 +121,8 @@ class SourceRunner:
     def run(self, max_idle_s: float | None = None) -> SourceStats:
         """Poll, publish and commit until stopped (or idle for ``max_idle_s``); the source is opened and closed."""
         self.source.open(SourceContext(self.config.name, self.agency))
-        idle_since = time.monotonic()
         try:
-            while not self._stop.is_set():
-                if self.step():
-                    idle_since = time.monotonic()
-                elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
-                    break
-                else:
-                    self._stop.wait(0.05)  # nothing new: the source is polled again shortly
+            run_steps(self.step, self._stop, max_idle_s, pause_s=0.05)  # nothing new: polled again shortly
         finally:
             self.source.close()
             self._producer.flush(30)

@@ -3,9 +3,7 @@ ingress records the decisions were about (the edge around :mod:`exchange.audit.r
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -15,6 +13,7 @@ from exchange.consent.signing import ConsentVerifier
 from exchange.consent.wire import CONSENT_TOPIC
 from exchange.crypto.note import Verifier, Verifiers
 from exchange.envelope import EnvelopeVerifier, ReceivedRecord
+from exchange.gcpause import collector_paused
 from exchange.kafka import ConsumedRecord, ConsumeError, read_ranges, read_to_end
 from exchange.registry import Registry
 from exchange.router.service import BUNDLE_TOPIC
@@ -149,26 +148,10 @@ def verify_decisions(entries: Iterable[tuple[int, bytes]], checkpoints: Sequence
     """:func:`~exchange.audit.verify.verify_integrity` with every entry a decision record and, given a
     re-evaluator, every decision taken again; the report counts the decisions re-evaluated. ``decoded`` are
     entries decoded already (:meth:`LogSources.planned`)."""
-    with _collector_paused():
+    with collector_paused(freeze=True):  # the log and its sources, read before, frozen out of its scans
         report = verify_integrity(entries, checkpoints, verifiers, origin, check_entry=decision_checker(
             catalogue, reevaluator, decoded), progress=progress, reference=reference)
     return report if reevaluator is None else replace(report, decisions_reevaluated=reevaluator.reevaluated)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for a replay: the log and its sources, read before, are frozen out of its
-    scans, and the replay makes no cycles. Each full scan of a large log cost more than a third of the time."""
-    enabled = gc.isenabled()
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-        gc.unfreeze()
 
 
 def decision_checker(catalogue: Catalogue, reevaluator: Reevaluator | None,
