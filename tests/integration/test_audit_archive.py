@@ -17,16 +17,14 @@ from typing import Any
 
 import pytest
 
-from exchange.audit import AUDIT_IDENTITY, Sequencer, SequencerConfig, Witness, read_checkpoints
+from exchange.audit import read_checkpoints
 from exchange.audit.tiles import decode_entry_bundle, encode_entry_bundle
-from exchange.audit.witness_http import WitnessHTTPServer, serve_in_thread
 from exchange.consent.manager import ConsentManager
 from exchange.crypto.checkpoint import parse_checkpoint
 from exchange.crypto.cosignature import Cosigner
 from exchange.crypto.keys import Signer
-from exchange.crypto.note import Verifier
-from exchange.runner import ServiceThread
 from tests.integration.router_world import RunningRouter, World
+from tests.integration.sequencing import sequence
 
 CHECKPOINT_EVERY = 20
 OFFLINE = {"EXCHANGE_BOOTSTRAP": "127.0.0.1:1", "EXCHANGE_REGISTRY": "/nonexistent/registry.yaml",
@@ -84,26 +82,10 @@ def log(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Log:
     finally:
         router.stop()
     decisions = world.decisions()
-    signer = world.context.keystore.signer(AUDIT_IDENTITY)
-    log_key = Verifier(signer.name, signer.public_key)
     cosigner = Cosigner(Signer.generate("witness.test/dpa"))
     settings = world.settings.model_copy(update={"audit_state_dir": directory / "state"})
-    witness = Witness(cosigner, {settings.audit_origin: [log_key]}, directory / "witness")
-    server = WitnessHTTPServer(("127.0.0.1", 0), witness, request_timeout=5)
-    thread = serve_in_thread(server, poll_interval=0.02)
-    config = SequencerConfig(checkpoint_every=CHECKPOINT_EVERY, checkpoint_interval=0.5, max_batch=CHECKPOINT_EVERY,
-                             tiles_dir=directory / "tiles", witnesses=(server.url,))
-    try:
-        running = ServiceThread(Sequencer(config, signer, settings=settings), "sequencer")
-        try:
-            running.wait_for(lambda s: s.signed is not None and s.signed.size == len(decisions))
-        finally:
-            running.stop()
-    finally:
-        server.shutdown()
-        thread.join(5)
-        server.server_close()
-        witness.close()
+    log_key = sequence(settings, world.context.keystore, len(decisions), every=CHECKPOINT_EVERY,
+                       tiles=directory / "tiles", cosigner=cosigner, witness_dir=directory / "witness")
     key_file = directory / "exchange-audit.vkey"
     key_file.write_text(log_key.key_string() + "\n")
     sizes = [parse_checkpoint(n.decode()[:n.decode().index("\n\n") + 1]).size for n in read_checkpoints(settings)]

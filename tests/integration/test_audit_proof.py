@@ -10,18 +10,17 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from exchange.audit import AUDIT_IDENTITY, Sequencer, SequencerConfig, Witness, read_log_entries
+from exchange.audit import read_log_entries
 from exchange.audit.proof import parse_consistency_proof, parse_proof
-from exchange.audit.witness_http import WitnessHTTPServer, serve_in_thread
 from exchange.crypto.checkpoint import open_checkpoint
 from exchange.crypto.cosignature import Cosigner
 from exchange.crypto.keys import Signer
 from exchange.crypto.merkle import HASH_SIZE
 from exchange.crypto.note import Verifier
 from exchange.router import RouterConfig, RouterThread, build_router
-from exchange.runner import ServiceThread
 from exchange.settings import Settings
 from tests.integration.router_world import World
+from tests.integration.sequencing import sequence
 
 EXCHANGE = shutil.which("exchange") or str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "exchange")
 TYPES = {"population.person-registered": "population-registry", "tax.income-assessed": "tax-board"}
@@ -48,25 +47,8 @@ def _route(world: World, per_type: int) -> int:
 
 def _sequence(world: World, settings: Settings, tiles: Path, cosigner: Cosigner, decisions: int) -> Verifier:
     """Sequence every decision into tiles, every checkpoint cosigned by a witness; returns the log's key."""
-    signer = world.context.keystore.signer(AUDIT_IDENTITY)
-    log_key = Verifier(signer.name, signer.public_key)
-    witness = Witness(cosigner, {settings.audit_origin: [log_key]}, world.directory / "witness")
-    server = WitnessHTTPServer(("127.0.0.1", 0), witness, request_timeout=5)
-    thread = serve_in_thread(server, poll_interval=0.02)
-    config = SequencerConfig(checkpoint_every=40, checkpoint_interval=0.5, max_batch=40, tiles_dir=tiles,
-                             witnesses=(server.url,))
-    try:
-        running = ServiceThread(Sequencer(config, signer, settings=settings), "sequencer")
-        try:
-            running.wait_for(lambda s: s.signed is not None and s.signed.size == decisions)
-        finally:
-            running.stop()
-    finally:
-        server.shutdown()
-        thread.join(5)
-        server.server_close()
-        witness.close()
-    return log_key
+    return sequence(settings, world.context.keystore, decisions, every=40, tiles=tiles, cosigner=cosigner,
+                    witness_dir=world.directory / "witness")
 
 
 def _with_line(path: Path, number: int, line: str) -> Path:

@@ -14,20 +14,18 @@ from exchange.audit import (
     SequencerConfig,
     SequencerStateError,
     TileReader,
-    Witness,
     checkpoint_size,
     read_log_entries,
     verify_log,
 )
-from exchange.audit.witness_http import WitnessHTTPServer, serve_in_thread
 from exchange.crypto.checkpoint import open_checkpoint
 from exchange.crypto.cosignature import Cosigner
 from exchange.crypto.keys import Signer
-from exchange.crypto.note import Verifier
 from exchange.router import RouterConfig, RouterThread, build_router
 from exchange.runner import ServiceThread
 from exchange.settings import Settings
 from tests.integration.router_world import World
+from tests.integration.sequencing import sequence
 
 TYPES = {"population.person-registered": "population-registry", "tax.income-assessed": "tax-board"}
 
@@ -120,26 +118,10 @@ def test_checkpoints_are_tiled_and_cosigned_by_a_witness(bootstrap: str, tmp_pat
     settings = world.settings.model_copy(update={"audit_state_dir": tmp_path / "audit-state"})
     _route(world, per_type=40, seed=4)
     decisions = len(world.read("audit.decisions"))
-    signer = world.context.keystore.signer(AUDIT_IDENTITY)
-    log_verifier = Verifier(signer.name, signer.public_key)
     cosigner = Cosigner(Signer.generate("witness.test/dpa"))
-    witness = Witness(cosigner, {settings.audit_origin: [log_verifier]}, tmp_path / "witness")
-    server = WitnessHTTPServer(("127.0.0.1", 0), witness, request_timeout=5)
-    thread = serve_in_thread(server, poll_interval=0.02)
     tiles = tmp_path / "tiles"
-    config = SequencerConfig(checkpoint_every=50, checkpoint_interval=0.5, max_batch=50, tiles_dir=tiles,
-                             witnesses=(server.url,))
-    try:
-        running = ServiceThread(Sequencer(config, signer, settings=settings), "sequencer")
-        try:
-            running.wait_for(lambda s: s.signed is not None and s.signed.size == decisions)
-        finally:
-            running.stop()
-    finally:
-        server.shutdown()
-        thread.join(5)
-        server.server_close()
-        witness.close()
+    log_verifier = sequence(settings, world.context.keystore, decisions, every=50, tiles=tiles, cosigner=cosigner,
+                            witness_dir=tmp_path / "witness")
     notes = [r.value or b"" for r in world.read("audit.checkpoints")]
     assert len(notes) >= decisions // 50
     witness_key = cosigner.verifier()
