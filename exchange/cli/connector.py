@@ -49,6 +49,10 @@ def _run(args: argparse.Namespace) -> int:
     settings = get_settings()
     factory = chosen.build()
     if chosen.role == "server":
+        # The server handles SIGTERM and SIGINT itself (a graceful shutdown), then raises the signal again with
+        # the handlers it found: these, so that the command ends with 0 and not as killed by the signal.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, _after_shutdown)
         factory(config, settings)
         return 0
     progress = Progress(f"{config.name}", unit="records")
@@ -71,6 +75,10 @@ def _run(args: argparse.Namespace) -> int:
     print(json.dumps({"connector": config.name, "kind": chosen.name, **{
         k: v for k, v in vars(stats).items() if isinstance(v, int)}}))
     return 0
+
+
+def _after_shutdown(signum: int, _frame: FrameType | None) -> None:
+    return None
 
 
 def _kinds(_args: argparse.Namespace) -> int:
