@@ -66,6 +66,7 @@ from connectors.sdk.api import (
 from connectors.sdk.config import ConnectorConfig
 from connectors.sdk.source_runtime import SourceRunner, SourceStats, offsets_topic
 from exchange.envelope import EnvelopeVerifier
+from exchange.kafka import KafkaError
 from exchange.schemas.samples import sample_record
 from exchange.settings import Settings, get_settings
 from tests.integration.router_world import World
@@ -318,6 +319,27 @@ class SourceConformance:
         stats = self.run_to_idle(world, directory, max_batch=self.kill_batch, wrap=wrap)
         _equal(watched[0].pressed, 1, "backpressure answered")
         _equal(stats.records, len(injected), "records")
+        self.assert_once_each(world, injected)
+
+    def test_a_second_instance_fences_the_first(self, world: World, directory: Path) -> None:
+        """Two instances of one connector (one name): the second's start fences the first, whose next batch
+        fails without publishing, and the second publishes everything once."""
+        source, config = self.make(directory)
+        config = config.model_copy(update={"max_batch": self.kill_batch})
+        injected = self.inject(self.kill_batch)
+        first = self.runner(world, source, config)
+        first.source.open(SourceContext(config.name, self.agency))
+        try:
+            _equal(first.step(), self.kill_batch, "records of the first instance's batch")
+            again, _ = self.make(directory)
+            second = self.runner(world, again, config)  # init_transactions: the first is fenced
+            injected += self.inject(self.kill_batch)
+            with pytest.raises(KafkaError) as fenced:
+                first.step()
+            _equal(fenced.value.fatal, True, f"the fenced instance's error is fatal ({fenced.value})")
+        finally:
+            first.source.close()
+        _equal(second.run(max_idle_s=self.idle_s).records, self.kill_batch, "records of the second instance")
         self.assert_once_each(world, injected)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -85,8 +86,31 @@ def apply_topics(admin: AdminClient, specs: Sequence[TopicSpec], dry_run: bool =
     if missing and not dry_run:
         new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication_factor,
                         config=dict(s.config)) for s in missing]
-        _wait(admin.create_topics(new, operation_timeout=_TIMEOUT), "creating topics")
+        raced = _wait(admin.create_topics(new, operation_timeout=_TIMEOUT), "creating topics",
+                      tolerate="TOPIC_ALREADY_EXISTS")
+        if raced:
+            # Created a moment ago (by this or another apply) and not yet in the metadata listed above: not ours to
+            # create, but still to check, once the listing shows them.
+            names = {str(name) for name in raced}
+            _await_listed(admin, names)
+            changes = [c for c in changes if not (c.topic in names and c.action == "create")]
+            changes.extend(apply_topics(admin, [s for s in missing if s.name in names], dry_run))
     return changes
+
+
+def _await_listed(admin: AdminClient, names: set[str]) -> None:
+    deadline = time.monotonic() + _TIMEOUT
+    while True:
+        try:
+            listed = admin.list_topics(timeout=_TIMEOUT).topics
+        except _CKafkaException as exc:
+            raise translate(exc, "listing topics", TopicError) from exc
+        if names <= set(listed):
+            return
+        if time.monotonic() > deadline:
+            raise TopicError(f"{', '.join(sorted(names))}: exist, says the broker, but are not listed within "
+                             f"{_TIMEOUT:.0f}s", retriable=True)
+        time.sleep(0.1)  # metadata settling; bounded by the deadline
 
 
 def _align_configs(admin: AdminClient, specs: Sequence[TopicSpec], dry_run: bool) -> list[TopicChange]:
@@ -112,16 +136,23 @@ def _align_configs(admin: AdminClient, specs: Sequence[TopicSpec], dry_run: bool
     return changes
 
 
-def _wait(futures: dict[Any, Future[Any]], what: str) -> dict[Any, Any]:
+def _wait(futures: dict[Any, Future[Any]], what: str, tolerate: str | None = None) -> dict[Any, Any]:
+    """Each future's result; TopicError listing every failure. With ``tolerate`` (an error code), failures with
+    that code are not errors, and what is returned is the keys that had it (``{key: None}``)."""
     results: dict[Any, Any] = {}
     failures: list[str] = []
+    tolerated: dict[Any, Any] = {}
     for key, future in futures.items():
         try:
             results[key] = future.result(timeout=_TIMEOUT)
         except _CKafkaException as exc:
-            failures.append(str(translate(exc, f"{what} ({key})", TopicError)))
+            failure = translate(exc, f"{what} ({key})", TopicError)
+            if tolerate is not None and failure.code == tolerate:
+                tolerated[key] = None
+                continue
+            failures.append(str(failure))
         except TimeoutError as exc:
             raise TopicError(f"{what} ({key}): no answer within {_TIMEOUT:.0f}s", retriable=True) from exc
     if failures:
         raise TopicError("; ".join(failures))
-    return results
+    return tolerated if tolerate is not None else results

@@ -169,6 +169,7 @@ class Producer:
         self._config = client_config(settings, bootstrap, PRODUCER_DEFAULTS, overrides or {})
         self._producer = _Producer(self._config)
         self.names = TopicNames((settings or get_settings()).topic_prefix)
+        self._callback_error: Exception | None = None
 
     @property
     def raw(self) -> _Producer:
@@ -185,9 +186,15 @@ class Producer:
             report = on_delivery
 
             def callback(err: _CKafkaError | None, msg: _Message) -> None:
-                failure = error_from(err, f"delivery to {msg.topic()}", ProduceError) if err else None
-                offset = msg.offset()
-                report(failure, topic, msg.partition() or 0, -1 if offset is None else offset)
+                # Nothing may escape into the client: an exception left pending there breaks every report after
+                # it (a SystemError). The first one is raised by the poll or flush that served it.
+                try:
+                    failure = error_from(err, f"delivery to {msg.topic()}", ProduceError) if err else None
+                    offset = msg.offset()
+                    report(failure, topic, msg.partition() or 0, -1 if offset is None else offset)
+                except Exception as exc:  # noqa: BLE001 - kept and raised after the client returns
+                    if self._callback_error is None:
+                        self._callback_error = exc
 
         kwargs: dict[str, Any] = {"value": value, "key": key, "headers": headers}
         if callback is not None:
@@ -207,13 +214,34 @@ class Producer:
                 return
 
     def poll(self, timeout: float = 0.0) -> int:
-        return self._producer.poll(timeout)
+        try:
+            served = self._producer.poll(timeout)
+        except SystemError as exc:
+            raise _client_failure(exc) from exc
+        self._raise_callback_error()
+        return served
+
+    def _raise_callback_error(self) -> None:
+        error, self._callback_error = self._callback_error, None
+        if error is not None:
+            raise error
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait for every queued record; raise ProduceError if some are still undelivered after ``timeout``."""
-        left = self._producer.flush(timeout)
+        try:
+            left = self._producer.flush(timeout)
+        except SystemError as exc:
+            raise _client_failure(exc) from exc
+        self._raise_callback_error()
         if left:
             raise ProduceError(f"{left} record(s) not delivered within {timeout:.0f}s", retriable=True)
+
+
+def _client_failure(exc: SystemError) -> ProduceError:
+    """What the client raises when it serves delivery reports after a fatal error (a fenced transactional
+    producer's purged records): a fatal error, as the producer's state is."""
+    return ProduceError(f"the Kafka client failed while serving delivery reports, after a fatal error: {exc}",
+                        code="_FATAL", fatal=True)
 
 
 class TransactionalProducer(Producer):
