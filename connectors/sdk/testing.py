@@ -23,13 +23,14 @@ It checks (docs/connectors.md, "The conformance kit", has the table): ``open`` a
 injected records arrive as valid events, once each; a SIGKILL at each boundary (``produced``, ``committed``,
 ``acknowledged``) of the second batch and a restart lose and repeat nothing; a restart with nothing new emits
 nothing; a corrupt or a future offset is an :class:`~connectors.sdk.OffsetError`, not a loop; a bad record is one
-dead letter and the rest arrive; :class:`~connectors.sdk.Backpressure` once loses nothing.
+dead letter and the rest arrive; :class:`~connectors.sdk.Backpressure` once loses nothing; a second instance of
+the connector fences the first, which then fails without publishing.
 
 Not checked yet (the SQL connectors will need them): acknowledgements that reach the upstream system out of
 order or late (a source whose upstream must tolerate an acknowledge for an older batch after a newer one);
 per-key order through the runtime (records of one key published in the order the system wrote them, across
-batches and restarts); :class:`~connectors.sdk.Retryable` from a source; ``errors_tolerance: none``; a second
-instance fencing the first; memory bounds while Kafka is down. :class:`SinkConformance` checks what the
+batches and restarts); :class:`~connectors.sdk.Retryable` from a source; ``errors_tolerance: none``; memory
+bounds while Kafka is down. :class:`SinkConformance` checks what the
 :class:`~connectors.sdk.Sink` surface alone can show (idempotence, per-key order), not a sink under the
 :class:`~connectors.sdk.sink_runtime.SinkRunner` and the broker.
 """
