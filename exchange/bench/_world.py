@@ -6,7 +6,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -21,7 +21,8 @@ from exchange.schemas import Catalogue
 from exchange.settings import Settings, get_settings
 from exchange.topics import TopicSpec, discover_inputs, expand, load_spec
 
-__all__ = ["BenchWorld", "Emit", "apply_bench_topics", "bench_settings", "make_world", "raw_pass_through"]
+__all__ = ["BenchWorld", "Emit", "apply_bench_topics", "bench_settings", "delete_namespaces", "make_world",
+           "raw_pass_through"]
 
 Emit = Callable[[TransactionalProducer, list[ConsumedRecord], int], None]
 """Produces a batch's outputs in the open transaction (the batch, and how many records came before it)."""
@@ -35,6 +36,8 @@ class BenchWorld:
     keystore: Keystore
     pseudonymiser: Pseudonymiser
     directory: Path
+    namespaces: list[str] = field(default_factory=list)
+    """The topic prefixes its runs used (:func:`bench_settings`), deleted by :func:`delete_namespaces`."""
 
 
 def make_world(bootstrap: str, settings: Settings | None = None) -> BenchWorld:
@@ -57,12 +60,29 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> None:
 
 def bench_settings(world: BenchWorld) -> Settings:
     """The settings of one benchmark run: the world's keys and registry, a fresh topic namespace."""
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    world.namespaces.append(prefix)
     return get_settings().model_copy(update={
-        "bootstrap": world.bootstrap, "topic_prefix": f"bench{uuid.uuid4().hex[:8]}.",
+        "bootstrap": world.bootstrap, "topic_prefix": prefix,
         "registry": world.directory / "registry.yaml", "keystore": world.directory / "keystore",
         "pseudonym_secret": SecretStr("benchmark-pseudonym-secret-0001"),
         "audit_state_dir": world.directory / "audit-state",
     })
+
+
+def delete_namespaces(world: BenchWorld) -> int:
+    """Delete the topics of every namespace the world's runs used (a broker keeps files open per partition:
+    benchmarks must not pile them up); how many were deleted."""
+    if not world.namespaces:
+        return 0
+    admin = make_admin(bootstrap=world.bootstrap)
+    prefixes = tuple(world.namespaces)
+    topics = [t for t in admin.list_topics(timeout=30).topics if t.startswith(prefixes)]
+    if topics:
+        for future in admin.delete_topics(topics, operation_timeout=60).values():
+            future.result(timeout=60)
+    world.namespaces.clear()
+    return len(topics)
 
 
 def apply_bench_topics(settings: Settings, extra: list[TopicSpec]) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
-from exchange.bench._world import make_world
+from exchange.bench._world import BenchWorld, delete_namespaces, make_world
 from exchange.bench.audit import bench_audit
 from exchange.bench.connectors import bench_connectors
 from exchange.bench.publish import bench_publish
@@ -15,6 +17,8 @@ from exchange.bench.replay import bench_replay
 from exchange.bench.router import bench_router
 from exchange.envelope.verify import MAX_SKEW
 from exchange.kafka import resolve_bootstrap
+
+_F = TypeVar("_F")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,8 +55,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     audit.set_defaults(func=_audit)
 
 
+def _cleaned(run: Callable[[BenchWorld], _F]) -> _F:
+    """``run`` on a fresh world whose topics are deleted afterwards, whatever happens."""
+    world = make_world(resolve_bootstrap())
+    try:
+        return run(world)
+    finally:
+        delete_namespaces(world)
+
+
 def _publish(args: argparse.Namespace) -> int:
-    figures = bench_publish(make_world(resolve_bootstrap()), args.events)
+    figures = _cleaned(lambda world: bench_publish(world, args.events))
     if args.json:
         print(json.dumps(figures.as_dict()))
         return 0
@@ -65,7 +78,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _router(args: argparse.Namespace) -> int:
-    figures = bench_router(make_world(resolve_bootstrap()), args.events, args.routers, args.latency_events)
+    figures = _cleaned(lambda world: bench_router(world, args.events, args.routers, args.latency_events))
     if args.json:
         print(json.dumps(figures.as_dict()))
         return 0
@@ -95,7 +108,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _connectors(args: argparse.Namespace) -> int:
-    f = bench_connectors(make_world(resolve_bootstrap()), args.records, args.requests, args.clients)
+    f = _cleaned(lambda world: bench_connectors(world, args.records, args.requests, args.clients))
     if args.json:
         print(json.dumps(f.as_dict()))
         return 0
@@ -111,7 +124,7 @@ def _connectors(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    f = bench_audit(make_world(resolve_bootstrap()), args.entries)
+    f = _cleaned(lambda world: bench_audit(world, args.entries))
     if args.json:
         print(json.dumps(f.as_dict()))
         return 0
