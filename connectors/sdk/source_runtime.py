@@ -43,7 +43,7 @@ from connectors.sdk.deadletters import DEAD_LETTER_TOPIC, DeadLetters
 from connectors.sdk.metrics import COMMIT_SECONDS, RECORDS
 from exchange.context import Context
 from exchange.errors import ExchangeError
-from exchange.kafka import KafkaError, TransactionalProducer, make_admin, read_to_end
+from exchange.kafka import ConsumedRecord, Consumer, KafkaError, TransactionalProducer, make_admin, read_ranges
 from exchange.kafka.admin import apply_topics, broker_count
 from exchange.log import get_logger
 from exchange.publisher import DELIVERY_TIMEOUT_MS, Publisher
@@ -262,10 +262,9 @@ class SourceRunner:
         self._log.error("acknowledge kept failing; the next batch acknowledges past it", offset=dict(position))
 
     def _committed_offset(self) -> Offset | None:
-        records = read_to_end(self._topic, settings=self._settings)
-        if not records:
+        last = _last_committed(self._settings, self._topic)
+        if last is None:
             return None
-        last = records[-1]
         if last.value is None:
             return None  # reset to the start (`exchange connector reset-offset NAME --from-start`)
         try:
@@ -274,6 +273,20 @@ class SourceRunner:
             raise OffsetError(f"connector {self.config.name}: the committed offset at {self._topic}@{last.offset} "
                               f"is corrupt ({exc}); nothing was polled. Reset it with `exchange connector "
                               f"reset-offset {self.config.name}` once you know where the source stands") from exc
+
+
+def _last_committed(settings: Settings, topic: str) -> ConsumedRecord | None:
+    """The last committed record of the one-partition ``topic``, read from its tail: a window before the end,
+    widened while it holds only aborted records and transaction markers."""
+    with Consumer("connector-offsets", settings=settings) as consumer:
+        end = consumer.end_offsets([(topic, 0)])[(topic, 0)]
+    window = 16
+    while True:
+        start = max(0, end - window)
+        records = read_ranges({(topic, 0): (start, end)}, settings=settings)
+        if records or start == 0:
+            return records[-1] if records else None
+        window *= 8
 
 
 def _no_boundary(_: str) -> None:

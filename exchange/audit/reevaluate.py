@@ -201,6 +201,9 @@ class Reevaluator:
         except VerificationError as exc:
             return Discrepancy(index, "event mismatch", f"the ingress record at {_place(entry)} does not verify: "
                                f"{exc}")
+        except Exception as exc:  # noqa: BLE001 - whatever a strange record makes the verifier raise, it is named
+            return Discrepancy(index, "event mismatch", f"the ingress record at {_place(entry)} cannot be read: "
+                               f"{type(exc).__name__}: {str(exc)[:300]}")
         a = event.attributes
         if (event.digest, a.id, a.type, a.source, event.key) != (entry["event_digest"], entry["event_id"],
                                                                  entry["event_type"], entry["event_source"],

@@ -113,6 +113,7 @@ class Router:
         self._verified = EVENTS.labels(stage="verify", outcome="ok")
         self._rejected = EVENTS.labels(stage="verify", outcome="rejected")
         self._decided: dict[tuple[str, str, str], Any] = {}
+        self._consent_read: dict[int, int] = {}  # the consent positions after the batch's barrier
 
     @property
     def bundle_id(self) -> str:
@@ -159,6 +160,7 @@ class Router:
     def route(self, records: Sequence[ConsumedRecord]) -> None:
         """Route one batch in one transaction; on an abortable failure, abort and consume the batch again."""
         self._consent.sync({r.partition for r in records})  # the consent barrier, as of the batch start
+        self._consent_read = dict(self._consent.positions)  # what every decision of the batch saw
         snapshot = self._snapshot
         now = self._clock()
         batch = self._batch
@@ -265,7 +267,7 @@ class Router:
         # The facts the decisions rest on, for a verifier once the event is gone: the restrictions that held, and
         # how much of the subject's consent partition (numbered like the ingress partition) was read.
         held = held_restrictions(snapshot.index, facts.record_type, fired) if fired else ()
-        consent_offset = self._consent.positions.get(record.partition, 0)
+        consent_offset = self._consent_read.get(record.partition, 0)
         for decided in decisions:
             decision = self._deliver(record, event, decided, snapshot, outputs) if decided.permitted else decided
             if decision.permitted:
