@@ -52,6 +52,18 @@ class BrokerState:
     started_at: float
 
 
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka writes them: 22 URL-safe base64 characters, never starting with '-'.
+
+    Kafka's own generator draws again when the text would start with '-', because a command line would
+    read it as an option; one id in 64 would otherwise fail `kafka-storage format`.
+    """
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
+
+
 def broker_answers(bootstrap: str, timeout: float = 5.0) -> bool:
     """True when a broker at ``bootstrap`` answers a metadata request within ``timeout`` seconds."""
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, "socket.connection.setup.timeout.ms": 2000})
@@ -220,9 +232,9 @@ class LocalBroker:
         if meta.exists():
             found = re.search(r"^cluster\.id=(\S+)", meta.read_text(), re.M)
             return found.group(1) if found else "unknown"
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         cmd = [java, f"-Dlog4j2.configurationFile={self.deploy / 'log4j2.properties'}", "-cp", f"{self.libs}/*",
-               "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(config)]
+               "kafka.tools.StorageTool", "format", "--standalone", f"--cluster-id={cluster_id}", "-c", str(config)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603 - fixed argv
         if done.returncode != 0:
             shutil.rmtree(self.data_dir, ignore_errors=True)

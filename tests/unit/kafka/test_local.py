@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import socket
+import uuid
 from pathlib import Path
 
 import pytest
 
-from exchange.kafka import TopicNames
+from exchange.kafka import TopicNames, local
 from exchange.kafka.errors import BrokerError
 from exchange.kafka.local import LocalBroker, _java_major, require_java
 
@@ -100,3 +101,12 @@ def test_topic_prefix_maps_names_and_patterns_both_ways() -> None:
     plain = TopicNames()
     assert plain.physical("x") == "x"
     assert plain.logical("x") == "x"
+
+
+def test_cluster_ids_never_read_as_an_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A drawn id that would start with '-' (one in 64) is drawn again, as Kafka's own generator does."""
+    draws = iter([uuid.UUID(bytes=b"\xfb" + bytes(15)), uuid.UUID(bytes=b"\x10" + bytes(15))])
+    monkeypatch.setattr(local.uuid, "uuid4", lambda: next(draws))
+    found = local.new_cluster_id()
+    assert found == "EAAAAAAAAAAAAAAAAAAAAA"
+    assert len(found) == 22
