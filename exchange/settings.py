@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     replication_factor: int | None = Field(
         default=None, description="replication factor for `topics apply`; default: min(3, brokers)"
     )
+    # The citizen data tracker's bearer tokens (exchange/tracker/tokens.py): JWTs signed by an identity provider.
+    tracker_issuer: str = Field(default="https://id.exchange.local", description="the tokens' required 'iss'")
+    tracker_issuer_key: str | None = Field(
+        default=None, description="the issuer's public key (Ed25519 or P-256): PEM, JWK or JWK Set text, or a path"
+    )
+    tracker_audience: str = Field(default="exchange-tracker", description="the tokens' required 'aud'")
+    tracker_person_claim: str = Field(default="person_id", description="the claim that holds the person id")
 
 
 @lru_cache(maxsize=1)
