@@ -27,18 +27,21 @@ from pydantic import (
 
 __all__ = [
     "MAX_AGREEMENT_VERSION",
+    "MAX_HIDDEN_PERIOD",
     "PUBLIC_RECIPIENT",
     "Agreement",
     "Condition",
     "FieldName",
     "Instant",
     "LegalBasis",
+    "Period",
     "PolicySet",
     "RecordTypeName",
     "Restriction",
     "Slug",
     "WindowInstant",
     "format_instant",
+    "period_seconds",
 ]
 
 MAX_AGREEMENT_VERSION = 2**32 - 1
@@ -135,6 +138,32 @@ FieldList = Annotated[
     tuple[FieldName, ...], BeforeValidator(_explicit_fields), AfterValidator(_unique), Field(min_length=1)
 ]
 
+_PERIOD = re.compile(r"P(?:(\d{1,5})W)?(?:(\d{1,5})D)?(?:T(?:(\d{1,6})H)?(?:(\d{1,7})M)?(?:(\d{1,9})S)?)?", re.ASCII)
+_PERIOD_UNITS = (7 * 86400, 86400, 3600, 60, 1)
+MAX_HIDDEN_PERIOD = 10 * 366 * 86400
+"""The longest a delivery may stay hidden from its subject (``notify_subject_after``): ten years."""
+
+
+def period_seconds(text: str) -> int:
+    """An ISO 8601 duration of weeks, days, hours, minutes and seconds (``P180D``, ``P2W``, ``PT36H``,
+    ``P1DT12H``) in seconds. Years and months are refused: their length depends on the date they start at."""
+    found = _PERIOD.fullmatch(text)
+    if found is None or text in ("P", "PT") or text.endswith("T"):
+        raise ValueError(f"{text!r} is not a period like P180D, P2W or PT36H (weeks, days, hours, minutes, "
+                         "seconds; years and months are not allowed)")
+    return sum(int(part or 0) * unit for part, unit in zip(found.groups(), _PERIOD_UNITS, strict=True))
+
+
+def _period(text: str) -> str:
+    seconds = period_seconds(text)
+    if not 0 < seconds <= MAX_HIDDEN_PERIOD:
+        raise ValueError(f"{text} must be longer than zero and at most ten years (P3660D)")
+    return text
+
+
+Period = Annotated[StrictStr, AfterValidator(_period)]
+"""An ISO 8601 duration in weeks, days, hours, minutes and seconds, above zero and at most ten years."""
+
 _Frozen = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -186,6 +215,8 @@ class Agreement(BaseModel):
     delivery: Literal["agency", "opendata"] = "agency"
     retention: Annotated[StrictStr, Field(min_length=1, max_length=500)]
     description: Annotated[StrictStr, Field(max_length=2000)] | None = None
+    notify_subject_after: Period | None = None
+    """Hide each delivery from its subject's data tracker for this long after the decision (an investigation)."""
 
     @model_validator(mode="after")
     def _coherent(self) -> Agreement:
@@ -198,7 +229,12 @@ class Agreement(BaseModel):
                 raise ValueError("open data cannot rest on consent")
             if self.pseudonymise:
                 raise ValueError("open data carries no person to pseudonymise")
-        elif self.recipient == PUBLIC_RECIPIENT:
+            if self.notify_subject_after is not None:
+                raise ValueError("open data carries no subject to hide a delivery from")
+        if self.notify_subject_after is not None and self.legal_basis.is_consent:
+            raise ValueError("a delivery the subject consented to cannot be hidden from them: "
+                             "notify_subject_after needs a statute as the legal basis")
+        if self.delivery != "opendata" and self.recipient == PUBLIC_RECIPIENT:
             raise ValueError(f"recipient {PUBLIC_RECIPIENT!r} is only for 'delivery: opendata'")
         return self
 

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from exchange.policy import Agreement, LegalBasis
+from exchange.policy.models import period_seconds
 
 from .support import agreement, restriction
 
@@ -101,3 +102,35 @@ def test_models_are_immutable() -> None:
     made: Agreement = agreement()
     with pytest.raises(ValidationError):
         made.version = 2
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("P180D", 180 * 86400), ("P2W", 14 * 86400), ("PT36H", 36 * 3600), ("P1DT12H", 36 * 3600),
+    ("PT90M", 5400), ("PT1S", 1), ("P1W2DT3H4M5S", 9 * 86400 + 3 * 3600 + 4 * 60 + 5),
+])
+def test_notify_subject_after_takes_iso_8601_periods(text: str, seconds: int) -> None:
+    """An investigation hides its deliveries for weeks, days, hours, minutes and seconds."""
+    made = agreement(notify_subject_after=text)
+    assert made.notify_subject_after == text
+    assert period_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["P", "PT", "P1DT", "P1Y", "P6M", "180D", "P-1D", "P1.5D", "p1d", "P0D",
+                                  "PT0S", "P3661D", " P1D", "P1D\n", "P\uff11D", "P99999W"])
+def test_notify_subject_after_refuses_what_is_not_a_bounded_period(text: str) -> None:
+    """Years and months (lengths that depend on the date), zero, over ten years and anything else are refused."""
+    with pytest.raises(ValidationError, match="notify_subject_after"):
+        agreement(notify_subject_after=text)
+
+
+def test_a_consented_or_open_delivery_cannot_be_hidden() -> None:
+    """Hiding needs a statute: a subject's own consent, or open data, leaves nothing to hide from."""
+    with pytest.raises(ValidationError, match="consented to cannot be hidden"):
+        agreement(legal_basis={"consent": True}, notify_subject_after="P180D")
+    with pytest.raises(ValidationError, match="no subject to hide"):
+        agreement(recipient="public", delivery="opendata", notify_subject_after="P180D")
+
+
+def test_a_hiding_period_does_not_change_the_bundle_of_agreements_without_one() -> None:
+    """The field is left out of the canonical bundle when absent, so existing bundle ids stay as they were."""
+    assert "notify_subject_after" not in agreement().model_dump(mode="json", exclude_none=True)
