@@ -486,13 +486,13 @@ def mint_token(
     kid: str | None = None,
     now: float | None = None,
     not_before: float | None = None,
-    token_id: str | None = None,
+    jti: str | None = None,
     person_claim: str = "person_id",
     extra_claims: Mapping[str, object] | None = None,
 ) -> str:
     """A signed compact JWT for ``person_id``, valid for ``lifetime`` seconds from ``now`` (for the demo and tests).
 
-    ``kid`` defaults to the signing key's; ``token_id`` (``jti``) to a random UUID. ``extra_claims`` are added
+    ``kid`` defaults to the signing key's; ``jti`` to a random UUID. ``extra_claims`` are added
     last and may override any claim (the tests forge tokens with it).
     """
     if lifetime <= 0:
@@ -504,7 +504,7 @@ def mint_token(
     claims["exp"] = int(issued + lifetime)
     if not_before is not None:
         claims["nbf"] = int(not_before)
-    claims["jti"] = token_id if token_id is not None else str(uuid.uuid4())
+    claims["jti"] = jti if jti is not None else str(uuid.uuid4())
     claims.update(extra_claims or {})
     header: dict[str, object] = {"alg": signing_key.algorithm, "typ": "JWT"}
     key_id = kid if kid is not None else signing_key.kid
