@@ -31,18 +31,17 @@ from exchange.audit.proof import (
     CheckedConsistency,
     CheckedInclusion,
     ConsistencyProof,
-    InclusionProof,
     ProofError,
     check_consistency_proof,
     check_proof,
     format_consistency_proof,
-    format_proof,
 )
+from exchange.audit.prover import NotYetProvableError, TilesError, prove_entry, unverified_checkpoint
 from exchange.audit.tiles import CHECKPOINT_PATH, TileReader
-from exchange.crypto.checkpoint import Checkpoint, parse_checkpoint
+from exchange.crypto.checkpoint import Checkpoint
 from exchange.crypto.cosignature import CosignatureVerifier
-from exchange.crypto.errors import KeyFormatError, MalformedCheckpointError, MerkleError
-from exchange.crypto.merkle import leaf_hash, verify_consistency, verify_inclusion
+from exchange.crypto.errors import KeyFormatError, MerkleError
+from exchange.crypto.merkle import verify_consistency
 from exchange.crypto.note import Verifier
 from exchange.errors import ConfigError
 from exchange.settings import get_settings
@@ -115,22 +114,14 @@ def _prove(args: argparse.Namespace) -> int:
 
 
 def _prove_inclusion(reader: TileReader, index: int, note: str, entry_out: Path | None) -> tuple[str, str]:
-    checkpoint = _unverified(note, "the tiles' checkpoint")
-    if index >= checkpoint.size:
-        raise ConfigError(f"entry {index} is not in the newest checkpoint (size {checkpoint.size}) yet: prove it "
-                          f"after the next checkpoint is published")
-    entry = reader.entry(index, checkpoint.size)
-    leaf = leaf_hash(entry)
-    hashes = reader.inclusion_proof(index, checkpoint.size)
     try:
-        verify_inclusion(leaf, index, checkpoint.size, hashes, checkpoint.root_hash)
-    except MerkleError as exc:
-        raise ConfigError(f"the tiles in {reader.directory} do not match their checkpoint: {exc}") from exc
-    text = format_proof(InclusionProof(index, tuple(hashes), note, leaf))
+        proved = prove_entry(reader, index, note)
+    except (NotYetProvableError, TilesError) as exc:
+        raise ConfigError(str(exc)) from None
     if entry_out is not None:
-        _write(entry_out, entry)
-        print(f"wrote entry {index} ({len(entry)} bytes) to {entry_out}", file=sys.stderr)
-    return text, f"the proof of entry {index} in the tree of size {checkpoint.size}"
+        _write(entry_out, proved.entry)
+        print(f"wrote entry {index} ({len(proved.entry)} bytes) to {entry_out}", file=sys.stderr)
+    return proved.proof, f"the proof of entry {index} in the tree of size {proved.checkpoint.size}"
 
 
 def _prove_consistency(reader: TileReader, old: int, new: int) -> tuple[str, str]:
@@ -221,15 +212,10 @@ def _load_key(value: str, parse: Callable[[str], _Key], flag: str) -> _Key:
 
 
 def _unverified(note: str, what: str) -> Checkpoint:
-    # The checkpoint a note carries, its signatures NOT checked: prove only picks and cross-checks; check-proof
-    # verifies.
-    split = note.rfind("\n\n")
-    if split < 0:
-        raise ConfigError(f"{what} is not a signed checkpoint: no empty line before its signatures")
     try:
-        return parse_checkpoint(note[:split + 1])
-    except MalformedCheckpointError as exc:
-        raise ConfigError(f"{what} is not a signed checkpoint: {exc}") from None
+        return unverified_checkpoint(note, what)
+    except TilesError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _sizes(published: dict[int, tuple[Checkpoint, str]]) -> str:
