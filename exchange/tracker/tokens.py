@@ -15,6 +15,8 @@ token, ``nbf`` or ``iat`` in the future (beyond the leeway); a wrong ``iss``; a 
 audience is configured (and any ``aud`` when none is, RFC 7519 §4.1.3); a missing or empty person id. Header
 parameters that point at keys (``jwk``, ``jku``, ``x5u``, ``x5c``) are ignored: only configured keys are trusted.
 
+:func:`bearer_token` takes the token out of an ``Authorization: Bearer`` header value.
+
 Issuer keys are loaded from a PEM public key, a JWK or a JWK Set (text or a file path) by
 :func:`load_issuer_keys`. For the demo and the tests, :func:`mint_token` signs tokens with an
 :class:`IssuerSigningKey`, and :func:`ensure_demo_issuer_key` keeps a demo issuer's private key in the keystore
@@ -64,12 +66,14 @@ __all__ = [
     "IssuerSigningKey",
     "MalformedTokenError",
     "MissingClaimError",
+    "MissingTokenError",
     "NotYetValidError",
     "TokenError",
     "TokenVerifier",
     "UnknownKeyIdError",
     "WrongAudienceError",
     "WrongIssuerError",
+    "bearer_token",
     "ensure_demo_issuer_key",
     "load_issuer_keys",
     "load_issuer_signing_key",
@@ -88,6 +92,7 @@ _ED25519_SIZE = 32
 _SIGNATURE_SIZE = 64
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_BEARER = re.compile(r"Bearer +([A-Za-z0-9._~+/-]+=*)", re.IGNORECASE)  # RFC 6750 §2.1: b64token
 _TYPES = frozenset({"jwt", "at+jwt", "application/jwt", "application/at+jwt"})
 _TOKEN_ID_DOMAIN = b"exchange/tracker-token/v1\n"
 _KEY_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -105,6 +110,12 @@ class TokenError(ExchangeError):
     """
 
     reason: ClassVar[str] = "invalid_token"
+
+
+class MissingTokenError(TokenError):
+    """The request carries no bearer token (no ``Authorization`` header, or an empty one)."""
+
+    reason = "missing_token"
 
 
 class MalformedTokenError(TokenError):
@@ -518,6 +529,23 @@ def mint_token(
 # --- verification ----------------------------------------------------------------------------------------------
 
 
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header value (RFC 6750 §2.1).
+
+    :class:`MissingTokenError` when there is none, :class:`MalformedTokenError` for another scheme or a malformed
+    value; neither message repeats the header.
+    """
+    if authorization is None or not authorization.strip():
+        raise MissingTokenError("no bearer token (send Authorization: Bearer <token>)")
+    if len(authorization) > MAX_TOKEN_BYTES + 64:
+        raise MalformedTokenError(f"token is longer than {MAX_TOKEN_BYTES} bytes")
+    match = _BEARER.fullmatch(authorization.strip())
+    if match is None:
+        raise MalformedTokenError("the Authorization header is not 'Bearer <token>'")
+    return match.group(1)
+
+
+
 @dataclass(frozen=True, slots=True)
 class Citizen:
     """Whom a verified token names. ``repr`` never shows the person id.
@@ -600,10 +628,10 @@ class TokenVerifier:
     def verify(self, token: str, now: float | None = None) -> Citizen:
         """The citizen ``token`` names, if it is valid at ``now`` (default: the clock); raises :class:`TokenError`."""
         at = self._clock() if now is None else now
-        header, signing_input, payload_b64, signature = _split(token)
+        header, signing_input, payload, signature = _split(token)
         key = self._verify_signature(header, signing_input, signature)
         try:
-            claims = _json_object(_b64url_decode(payload_b64))
+            claims = _json_object(payload)
         except ValueError:
             raise MalformedTokenError("token payload is not a JSON object") from None
         expires_at = self._check_claims(claims, at)
@@ -689,8 +717,8 @@ class TokenVerifier:
         )
 
 
-def _split(token: object) -> tuple[dict[str, Any], bytes, str, bytes]:
-    """Header, signing input, payload (still encoded) and signature of a compact JWS; raises MalformedTokenError."""
+def _split(token: object) -> tuple[dict[str, Any], bytes, bytes, bytes]:
+    """Header, signing input, payload bytes and signature of a compact JWS; raises MalformedTokenError."""
     if not isinstance(token, str):
         raise MalformedTokenError("token is not a string")
     if len(token) > MAX_TOKEN_BYTES:
@@ -703,7 +731,7 @@ def _split(token: object) -> tuple[dict[str, Any], bytes, str, bytes]:
     header_b64, payload_b64, signature_b64 = parts
     try:
         header_raw = _b64url_decode(header_b64)
-        _b64url_decode(payload_b64)
+        payload = _b64url_decode(payload_b64)
         signature = _b64url_decode(signature_b64)
     except (ValueError, binascii.Error):
         raise MalformedTokenError("token is not three parts of strict base64url (no padding)") from None
@@ -711,7 +739,7 @@ def _split(token: object) -> tuple[dict[str, Any], bytes, str, bytes]:
         header = _json_object(header_raw)
     except ValueError:
         raise MalformedTokenError("token header is not a JSON object") from None
-    return header, f"{header_b64}.{payload_b64}".encode("ascii"), payload_b64, signature
+    return header, f"{header_b64}.{payload_b64}".encode("ascii"), payload, signature
 
 
 def _numeric(claims: Mapping[str, Any], name: str) -> float | None:
@@ -742,7 +770,10 @@ def ensure_demo_issuer_key(
     """
     private_path, public_path = _demo_paths(keystore, name)
     if private_path.exists():
-        return load_issuer_signing_key(keystore, name)
+        existing = load_issuer_signing_key(keystore, name)
+        if not public_path.exists():
+            _write_new(public_path, json.dumps(existing.issuer_key.to_jwk(), indent=2) + "\n", _PUBLIC_MODE)
+        return existing
     key = IssuerSigningKey.generate(algorithm)
     directory = private_path.parent
     try:

@@ -113,7 +113,7 @@ def live_server() -> Iterator[LiveServer]:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))  # the port is the kernel's choice, held from here on: no race for it
-        server = _ThreadServer(uvicorn.Config(app, log_config=None, log_level="warning", lifespan="off"))
+        server = _ThreadServer(uvicorn.Config(app, log_config=None, log_level="warning", lifespan="auto"))
 
         def run() -> None:
             try:

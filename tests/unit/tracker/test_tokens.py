@@ -37,12 +37,14 @@ from exchange.tracker.tokens import (
     IssuerSigningKey,
     MalformedTokenError,
     MissingClaimError,
+    MissingTokenError,
     NotYetValidError,
     TokenError,
     TokenVerifier,
     UnknownKeyIdError,
     WrongAudienceError,
     WrongIssuerError,
+    bearer_token,
     ensure_demo_issuer_key,
     load_issuer_keys,
     load_issuer_signing_key,
@@ -387,8 +389,9 @@ def test_an_audience_in_the_token_is_refused_when_none_is_configured(key: Issuer
 
 
 def test_every_token_error_is_an_exchange_error_with_a_reason() -> None:
-    for cls in (MalformedTokenError, AlgorithmError, UnknownKeyIdError, BadSignatureError, InvalidClaimError,
-                MissingClaimError, ExpiredTokenError, NotYetValidError, WrongIssuerError, WrongAudienceError):
+    for cls in (MissingTokenError, MalformedTokenError, AlgorithmError, UnknownKeyIdError, BadSignatureError,
+                InvalidClaimError, MissingClaimError, ExpiredTokenError, NotYetValidError, WrongIssuerError,
+                WrongAudienceError):
         assert issubclass(cls, TokenError)
         assert issubclass(cls, ExchangeError)
         assert cls.reason.isidentifier()
@@ -716,3 +719,38 @@ def test_an_es256_signature_negated_to_its_twin_keeps_the_token_id() -> None:
     twin = f"{signing_input}.{b64(sig[:32] + twin_s.to_bytes(32, 'big'))}"
     assert twin != token
     assert verifier(key).verify(twin, now=NOW).token_id == verifier(key).verify(token, now=NOW).token_id
+
+
+# --- the Authorization header ----------------------------------------------------------------------------------------
+
+
+def test_bearer_token_takes_the_token_out_of_the_header(key: IssuerSigningKey) -> None:
+    token = valid(key)
+    for header in (f"Bearer {token}", f"bearer {token}", f"BEARER  {token}", f"  Bearer {token}\t"):
+        assert bearer_token(header) == token
+    assert bearer_token("Bearer abc+/~==") == "abc+/~=="
+
+
+@pytest.mark.parametrize("header", [None, "", "   "])
+def test_no_bearer_token_is_a_missing_token(header: str | None) -> None:
+    with pytest.raises(MissingTokenError):
+        bearer_token(header)
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "Bearertoken", "Bearer a b", "Bearer a=b", "Bearer é",
+     "Token abc", "Bearer " + "a" * (MAX_TOKEN_BYTES + 100)],
+)
+def test_a_malformed_authorization_header_is_refused_without_repeating_it(header: str) -> None:
+    with pytest.raises(MalformedTokenError) as caught:
+        bearer_token(header)
+    assert str(caught.value) in {"the Authorization header is not 'Bearer <token>'", "token is longer than 8192 bytes"}
+
+
+def test_a_missing_public_jwk_beside_the_demo_key_is_written_again(tmp_path: Path) -> None:
+    created = ensure_demo_issuer_key(tmp_path)
+    public = tmp_path / "tracker-issuer.jwt-issuer.jwk.json"
+    public.unlink()
+    assert ensure_demo_issuer_key(tmp_path).kid == created.kid
+    assert load_issuer_keys(public)[0].kid == created.kid
