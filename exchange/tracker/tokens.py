@@ -545,7 +545,6 @@ def bearer_token(authorization: str | None) -> str:
     return match.group(1)
 
 
-
 @dataclass(frozen=True, slots=True)
 class Citizen:
     """Whom a verified token names. ``repr`` never shows the person id.
