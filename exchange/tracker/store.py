@@ -303,6 +303,13 @@ class TrackerStore:
             found = cur.fetchone()
         return None if found is None else _row(found)
 
+    def owner(self, log_index: int) -> str | None:
+        """The subject reference of the entry at ``log_index`` (None: not indexed, or about no subject)."""
+        with self._tx() as cur:
+            cur.execute(self._sql("SELECT subject_ref FROM tracker_entries WHERE log_index = ?"), (log_index,))
+            found = cur.fetchone()
+        return None if found is None else found[0]
+
     def entries(self, subject_ref: str) -> list[AccessRow]:
         """Every indexed entry about the subject, hidden or not, any outcome, in log order (for operators)."""
         with self._tx() as cur:
