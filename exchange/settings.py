@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     )
     tracker_audience: str = Field(default="exchange-tracker", description="the tokens' required 'aud'")
     tracker_person_claim: str = Field(default="person_id", description="the claim that holds the person id")
+    tracker_database: Path = Field(default=Path("tracker.sqlite"),
+                                   description="the tracker's index as a SQLite file (unless a database URL is set)")
+    tracker_database_url: SecretStr | None = Field(
+        default=None, description="a postgresql:// URL for the tracker's index (it may hold a password)"
+    )
 
 
 @lru_cache(maxsize=1)

@@ -65,7 +65,8 @@ def prove_entry(reader: TileReader, index: int, note: str | None = None) -> Prov
         leaf = leaf_hash(entry)
         verify_inclusion(leaf, index, checkpoint.size, hashes, checkpoint.root_hash)
     except (TileError, MerkleError, OSError) as exc:
-        raise TilesError(f"the tiles in {reader.directory} do not prove entry {index}: {exc}") from exc
+        raise TilesError(f"the tiles in {reader.directory} do not match their checkpoint (entry {index}): {exc}"
+                         ) from exc
     return ProvedEntry(index, entry, format_proof(InclusionProof(index, tuple(hashes), note, leaf)), checkpoint)
 
 

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from exchange.audit.names import LOOKUP_FIELDS, LOOKUP_PURPOSE, LOOKUP_REASON, LOOKUP_TYPE, TRACKER_IDENTITY
 from exchange.audit.verify import Discrepancy
 from exchange.consent.ledger import ConsentLedger
 from exchange.context import type_infos
@@ -137,6 +138,8 @@ class Reevaluator:
         if entry["outcome"] == "REJECT":
             return _reject_shape(index, entry)
         self.reevaluated += 1
+        if entry["event_type"] == LOOKUP_TYPE or entry["router_id"] == TRACKER_IDENTITY:
+            return _lookup_shape(index, entry)
         policies = self._index(entry["bundle_id"])
         if isinstance(policies, str):
             return Discrepancy(index, "unknown bundle", policies)
@@ -232,6 +235,29 @@ class Reevaluator:
         facts = EventFacts(entry["event_id"], record_type, entry["event_source"] or "", at,
                            subject.decode("ascii", "replace") if person and subject is not None else None, {})
         return facts, fired
+
+
+_LOOKUP_SHAPE: dict[str, Any] = {
+    "router_id": TRACKER_IDENTITY, "event_type": LOOKUP_TYPE, "event_source": TRACKER_IDENTITY, "ingress_topic": "",
+    "ingress_partition": -1, "ingress_offset": -1, "event_digest": None, "agreement_id": None,
+    "agreement_version": None, "bundle_id": "", "purpose": LOOKUP_PURPOSE, "consent_ref": None, "outcome": "PERMIT",
+    "reason_codes": [LOOKUP_REASON], "fields_released": list(LOOKUP_FIELDS), "restrictions_held": [],
+    "consent_offset": None,
+}
+
+
+def _lookup_shape(index: int, entry: Mapping[str, Any]) -> Discrepancy | None:
+    """An operator's lookup (``exchange tracker show``) rests on no bundle: it must have exactly the lookup's
+    shape, so that no delivery of fields can pass for one."""
+    wrong = sorted(name for name, value in _LOOKUP_SHAPE.items() if entry.get(name) != value)
+    if entry.get("subject_ref") is None or entry.get("recipient") is None:
+        wrong.append("subject_ref/recipient")
+    if not str(entry.get("legal_basis") or "").startswith("statute:"):
+        wrong.append("legal_basis")
+    if wrong:
+        return Discrepancy(index, "decision not supported", "an entry of the tracker's subject-access lookups must "
+                           f"have the lookup's exact shape; {', '.join(wrong)} differ")
+    return None
 
 
 def _reject_shape(index: int, entry: Mapping[str, Any]) -> Discrepancy | None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from exchange.audit.names import H_INDEX, LOG_TOPIC
+from exchange.audit.names import H_INDEX, LOG_TOPIC, LOOKUP_TYPE
 from exchange.kafka import ConsumedRecord, Consumer, read_to_end
 from exchange.log import get_logger
 from exchange.policy.bundle import read_bundle
@@ -85,7 +85,7 @@ def entry_row(index: int, value: bytes, catalogue: Catalogue, names: Mapping[str
     subject_ref = subject.decode("ascii", "replace") if isinstance(subject, bytes) else None
     recipient = record["recipient"]
     visible = decided
-    if record["outcome"] == "PERMIT":
+    if record["outcome"] == "PERMIT" and record["event_type"] != LOOKUP_TYPE:  # a lookup rests on no bundle
         hidden = periods.period(record["bundle_id"], record["agreement_id"])
         visible = NEVER if hidden == NEVER else decided + (hidden or 0)
     return AccessRow(
