@@ -50,9 +50,10 @@ from exchange.publisher import DELIVERY_TIMEOUT_MS, Publisher
 from exchange.settings import Settings
 from exchange.topics import TopicSpec
 
-__all__ = ["SourceRunner", "SourceStats", "ToleranceExceededError", "offsets_topic"]
+__all__ = ["FIRST_BACKOFF_S", "SourceRunner", "SourceStats", "ToleranceExceededError", "offsets_topic"]
 
-_FIRST_BACKOFF_S = 0.5
+FIRST_BACKOFF_S = 0.5
+"""The first wait after a failure (a Kafka transaction, or a source's Retryable); it doubles while they go on."""
 _MAX_BACKOFF_S = 30.0
 
 
@@ -91,7 +92,11 @@ class SourceRunner:
         self._settings = settings
         self._progress = progress
         self._stop = threading.Event()
-        self._backoff = _FIRST_BACKOFF_S
+        self._backoff = FIRST_BACKOFF_S
+        self._poll_backoff = FIRST_BACKOFF_S
+        self._waited = False
+        self._first_letter: tuple[str, str] | None = None
+        """Where the batch's first dead letter came from, and why (for the error of ``errors_tolerance: none``)."""
         self._log = get_logger("connectors.source", connector=config.name)
         context = Context(settings)
         self._topic = offsets_topic(config.name)
@@ -122,17 +127,23 @@ class SourceRunner:
         """Poll, publish and commit until stopped (or idle for ``max_idle_s``); the source is opened and closed."""
         self.source.open(SourceContext(self.config.name, self.agency))
         try:
-            run_steps(self.step, self._stop, max_idle_s, pause_s=0.05)  # nothing new: polled again shortly
+            run_steps(self._step_or_wait, self._stop, max_idle_s, pause_s=0.05)  # nothing new: polled again soon
         finally:
             self.source.close()
             self._producer.flush(30)
         return self.stats
+
+    def _step_or_wait(self) -> int:
+        """A step for the loop: a wait (a source's Retryable or Backpressure, an aborted batch) is not idleness."""
+        self._waited = False
+        return self.step() or int(self._waited)
 
     def step(self) -> int:
         """One batch: poll, publish and commit; returns how many records (dead letters included) it handled."""
         items, position = self._collect()
         if not items or position is None:  # every item carries an offset: None only with no items
             return 0
+        self._first_letter = None
         try:
             self._producer.begin()
             letters, done = self._publish(items)
@@ -149,15 +160,18 @@ class SourceRunner:
                 raise
             self._abort(exc, len(items))
             return 0
-        self._backoff = _FIRST_BACKOFF_S
+        self._backoff = FIRST_BACKOFF_S
         self.position = position
         self._count(len(items) - letters, letters, elapsed)
         self._boundary("committed")
         self._acknowledge(position)
         self._boundary("acknowledged")
         if letters and self.config.errors_tolerance == "none":
-            raise ToleranceExceededError(f"connector {self.config.name}: a bad record was dead-lettered and "
-                                         "errors_tolerance is none; fix the record, then start it again")
+            where, why = self._first_letter or ("?", "?")
+            raise ToleranceExceededError(
+                f"connector {self.config.name} stopped: a bad record was dead-lettered and errors_tolerance is "
+                f"none (at {where}: {why}). It is committed with the records before it; a restart goes on after "
+                "it")
         return len(items)
 
     # -- the steps ------------------------------------------------------------------------------------------
@@ -186,10 +200,15 @@ class SourceRunner:
                 if self.config.errors_tolerance == "none":
                     break
             except (Retryable, Backpressure) as wait:
-                delay = wait.retry_after if isinstance(wait, Backpressure) else self._backoff
+                if isinstance(wait, Backpressure):
+                    delay = wait.retry_after
+                else:
+                    delay, self._poll_backoff = self._poll_backoff, min(_MAX_BACKOFF_S, self._poll_backoff * 2)
                 self._log.warning("source asked to wait", reason=str(wait), retry_in_s=delay)
+                self._waited = True
                 self._stop.wait(delay)
                 return [], self.position  # nothing was produced: poll again from the committed offset
+        self._poll_backoff = FIRST_BACKOFF_S  # the source answered: its next Retryable waits the first backoff
         if self.config.errors_tolerance == "none":
             first_bad = next((i for i, item in enumerate(items) if isinstance(item, BadRecord)), None)
             if first_bad is not None:
@@ -224,6 +243,8 @@ class SourceRunner:
         value, key, headers = self._letters.letter(stage, reason, detail, original=original,
                                                    place=None if offset is None else offset_bytes(offset))
         self._producer.produce(DEAD_LETTER_TOPIC, value, key, headers=headers)
+        if self._first_letter is None:
+            self._first_letter = (json.dumps(dict(offset)) if offset is not None else "?", detail[:300])
         self._log.warning("record dead-lettered", stage=stage, reason=reason, detail=detail[:300])
 
     def _abort(self, exc: KafkaError, count: int) -> None:
@@ -235,6 +256,7 @@ class SourceRunner:
             self._log.warning("abort failed", error=str(failure))
         self._publisher = self._new_publisher()  # records it held unsigned belong to the aborted batch
         self.stats.aborted += 1
+        self._waited = True
         self._stop.wait(self._backoff)
         self._backoff = min(_MAX_BACKOFF_S, self._backoff * 2)
 
@@ -256,7 +278,7 @@ class SourceRunner:
                 self.source.acknowledge(position)
             except Retryable as exc:
                 self._log.warning("acknowledge failed; retrying", error=str(exc), attempt=attempt + 1)
-                self._stop.wait(_FIRST_BACKOFF_S * 2 ** attempt)
+                self._stop.wait(FIRST_BACKOFF_S * 2 ** attempt)
             else:
                 return
         self._log.error("acknowledge kept failing; the next batch acknowledges past it", offset=dict(position))

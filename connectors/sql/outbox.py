@@ -9,21 +9,28 @@ Selecting
 
 The offset
     The runtime stores one offset per Kafka transaction (the offset of the batch's last record, in the same
-    transaction) and, after a restart, polls after it. So the offset must tell, by itself, which rows a
-    committed batch published. In the database transaction that selects the rows, each row is *claimed*: it gets
-    ``claimed_by`` (the connector's name), ``claim_batch`` (a random id, one per Kafka transaction) and
-    ``claim_seq`` (1, 2, 3 … in the order the rows are handed to the runtime, across every SELECT of the batch).
-    A record's offset is ``{"batch": <id>, "seq": <n>, "id": <row id>}`` (under 80 bytes, whatever the batch
-    size; ``id`` is there for people reading a dead letter). The runtime always commits a prefix of what it was
-    handed, so a committed ``(batch, seq)`` means exactly: the rows of that batch with ``claim_seq <= seq``.
+    transaction) and, after a restart, polls after it. So the offset must tell, by itself, which rows were
+    published. In the database transaction that selects the rows, each row is *claimed*: it gets ``claimed_by``
+    (the connector's name), ``claim_batch`` (a random id for one run of claims) and ``claim_seq`` (1, 2, 3 … in
+    the order the rows are handed to the runtime, across every SELECT of the claim). A record's offset is
+    ``{"batch": <id>, "seq": <n>, "id": <row id>}`` (under 80 bytes, whatever the batch size; ``id`` is there for
+    people reading a dead letter). The runtime commits, in order, a prefix of what it was handed, so a committed
+    ``(batch, seq)`` means exactly: the rows of that claim with ``claim_seq <= seq``.
+
+    A claim goes on while the runtime polls from where the last row handed out ends — within a Kafka
+    transaction, and, while its acknowledgement has not come, into the next — and a new one starts after the
+    acknowledgement of its last row, or when the runtime polls from anywhere else: at a start, or from the
+    committed offset after a transaction that was not committed. So a claim is one Kafka transaction, unless
+    acknowledgements come late.
 
 Settling
-    :meth:`acknowledge` (after the commit) marks that prefix ``dispatched_at`` and releases the rest of its
-    batch. A new batch starts by marking the prefix the offset it is polled after names and releasing every
-    other claim of the connector — in the same database transaction that claims its rows — so after a crash
-    between the Kafka commit and the update, the restart marks the committed rows and does not publish them
-    again, while the rows of a batch whose Kafka transaction was aborted (or never committed) are released and
-    published again: no duplicate, no gap. A row that was dead-lettered is part of its batch and is marked
+    :meth:`acknowledge` (after the commit) marks the committed prefix ``dispatched_at``; nothing else, so an
+    acknowledgement that comes late, out of order or twice marks only committed rows. A new claim starts by
+    marking the prefix the offset it is polled after names and releasing every other claim of the connector —
+    in the same database transaction that claims its rows — so after a crash between the Kafka commit and the
+    update (or acknowledgements that never came), the restart marks the committed rows and does not publish
+    them again, while rows handed out in a Kafka transaction that was aborted (or never committed) are released
+    and published again: no duplicate, no gap. A row that was dead-lettered is part of its claim and is marked
     dispatched too (its dead letter names it). Claims and marks are kept on dispatched rows (a purge job may
     delete those rows); to publish a row again, set its ``dispatched_at`` and ``claimed_by`` to NULL.
 
@@ -88,10 +95,12 @@ class _Row(NamedTuple):
 
 @dataclass
 class _Batch:
-    """The claim being handed to the runtime: rows claimed so far, those not handed out yet."""
+    """The claim being handed to the runtime: rows claimed so far, the ``seq`` of the last one handed out, those
+    not handed out yet."""
 
     batch: str
     claimed: int = 0
+    handed: int = 0
     pending: deque[_Row] = field(default_factory=deque)
 
 
@@ -116,9 +125,6 @@ class SqlOutboxSource(Source):
                           "AND claim_batch = :batch AND claim_seq <= :seq AND dispatched_at IS NULL")
         self._sql_release = (f"UPDATE {t} SET claimed_by = NULL, claim_batch = NULL, "  # noqa: S608 - as above
                              "claim_seq = NULL WHERE claimed_by = :me AND dispatched_at IS NULL")
-        self._sql_release_rest = (f"UPDATE {t} SET claimed_by = NULL, claim_batch = NULL, "  # noqa: S608 - as above
-                                  "claim_seq = NULL WHERE claimed_by = :me AND claim_batch = :batch "
-                                  "AND claim_seq > :seq AND dispatched_at IS NULL")
         self._sql_select = (f"SELECT id, aggregatetype, payload FROM {t} "  # noqa: S608 - as above
                             f"WHERE dispatched_at IS NULL AND claimed_by IS NULL ORDER BY id LIMIT :n{lock}")
         self._sql_claim = (f"UPDATE {t} SET claimed_by = :me, claim_batch = :batch, "  # noqa: S608 - as above
@@ -135,13 +141,11 @@ class SqlOutboxSource(Source):
     def poll(self, after: Offset | None) -> Iterator[SourceRecord]:
         place = parse_outbox_offset(after)
         batch = self._open
-        if batch is not None and place is not None and place.batch == batch.batch:
-            while batch.pending and batch.pending[0].seq <= place.seq:  # handed out already
-                batch.pending.popleft()
-            if not batch.pending:
+        if batch is not None and place is not None and (place.batch, place.seq) == (batch.batch, batch.handed):
+            if not batch.pending:  # the claim goes on: within a Kafka transaction, or after one was committed
                 with self.db.transaction():
                     self._claim(batch)
-        else:  # a new batch, after the committed offset
+        else:  # from the committed offset, after a start or a Kafka transaction that was not committed
             self._open = None
             if not self._checked:
                 self._check_committed(place)
@@ -153,21 +157,23 @@ class SqlOutboxSource(Source):
                 self._claim(batch)
             self._open = batch
         while batch.pending:
-            yield self._record(batch.batch, batch.pending.popleft())
+            row = batch.pending.popleft()
+            batch.handed = row.seq
+            yield self._record(batch.batch, row)
 
     def acknowledge(self, upto: Offset) -> None:
-        """Mark the rows ``upto`` names dispatched and release the rest of its batch (handed out but not
-        committed: ``errors_tolerance: none`` stopped early). Other claims are left alone, so an acknowledge
-        that comes late, after another batch was claimed, changes nothing of that batch."""
+        """Mark the rows ``upto`` names dispatched, and end the claim if nothing was handed out after them. An
+        acknowledgement that comes late (after rows of a later transaction were handed out), out of order or
+        twice marks only committed rows and leaves the claim going on; one that never comes is made good by the
+        next start (see :meth:`_settle`)."""
         place = parse_outbox_offset(upto)
         if place is None:
             return
-        if self._open is not None and self._open.batch == place.batch:
-            self._open = None
-        params = {"me": self._me, "batch": place.batch, "seq": place.seq}
+        batch = self._open
+        if batch is not None and (place.batch, place.seq) == (batch.batch, batch.handed):
+            self._open = None  # nothing was handed out since: the next rows start a claim of their own
         with self.db.transaction():
-            self.db.execute(self._sql_mark, params)
-            self.db.execute(self._sql_release_rest, params)
+            self.db.execute(self._sql_mark, {"me": self._me, "batch": place.batch, "seq": place.seq})
 
     # -- the claim protocol ---------------------------------------------------------------------------------
 
@@ -213,11 +219,11 @@ class SqlOutboxSource(Source):
         self.db.execute(self._sql_release, {"me": self._me})
 
     def _claim(self, batch: _Batch) -> None:
-        """Claim up to ``batch`` more rows for ``batch``, never more than one Kafka transaction takes."""
-        room = min(self.config.batch, self.config.max_batch - batch.claimed)
-        if room <= 0:
-            return
-        rows = self.db.execute(self._sql_select, {"n": room})
+        """Claim up to ``batch`` more rows for ``batch``: no more than one Kafka transaction takes while the claim
+        is in its first, ``batch`` at a time once it goes on past it (acknowledgements came late)."""
+        room = self.config.max_batch - batch.claimed
+        rows = self.db.execute(self._sql_select, {"n": min(self.config.batch, room) if room > 0 else
+                                                  self.config.batch})
         claims = [{"me": self._me, "batch": batch.batch, "seq": batch.claimed + i, "id": row[0]}
                   for i, row in enumerate(rows, start=1)]
         self.db.executemany(self._sql_claim, claims)

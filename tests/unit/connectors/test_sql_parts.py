@@ -227,8 +227,7 @@ def test_a_batch_spans_selects_up_to_max_batch_and_is_marked_on_acknowledge(outb
     ids = outbox.insert(7)
     source = outbox.source()
     first = list(source.poll(None))
-    second = list(source.poll(first[-1].offset))
-    assert list(source.poll(second[-1].offset)) == []  # max_batch 5 reached: the runtime commits now
+    second = list(source.poll(first[-1].offset))  # max_batch 5 reached: the runtime commits now
     assert _ids(first + second) == ids[:5]
     assert [r.offset["seq"] for r in first + second] == [1, 2, 3, 4, 5]
     assert len({r.offset["batch"] for r in first + second}) == 1
@@ -262,14 +261,32 @@ def test_an_aborted_batch_is_polled_again(outbox: Outbox) -> None:
     assert outbox.dispatched() == []
 
 
-def test_acknowledging_a_prefix_releases_the_rest_of_the_batch(outbox: Outbox) -> None:
+def test_a_claim_goes_on_past_max_batch_while_its_acknowledgement_has_not_come(outbox: Outbox) -> None:
+    ids = outbox.insert(8)
+    source = outbox.source()
+    first = list(source.poll(None))
+    first += list(source.poll(first[-1].offset))  # 5 rows: max_batch, committed; its acknowledge comes late
+    later = list(source.poll(first[-1].offset))  # the next transaction goes on with the claim
+    assert _ids(later) == ids[5:]
+    assert [r.offset["seq"] for r in later] == [6, 7, 8]
+    assert {r.offset["batch"] for r in first + later} == {first[0].offset["batch"]}
+    source.acknowledge(first[-1].offset)  # late: rows of the open transaction stay claimed, unmarked
+    assert outbox.dispatched() == ids[:5]
+    assert outbox.claimed() == [(i, "outbox") for i in ids[5:]]
+    source.acknowledge(later[-1].offset)
+    assert outbox.dispatched() == ids
+
+
+def test_acknowledging_a_prefix_marks_it_and_the_rest_is_published_again(outbox: Outbox) -> None:
     ids = outbox.insert(3)
     source = outbox.source()
     batch = list(source.poll(None))
     source.acknowledge(batch[0].offset)  # errors_tolerance none stopped after the first
     assert outbox.dispatched() == ids[:1]
-    assert outbox.claimed() == [(ids[1], None), (ids[2], None)]
-    assert _ids(list(source.poll(batch[0].offset))) == ids[1:]
+    assert outbox.claimed() == [(ids[1], "outbox"), (ids[2], "outbox")]  # until the next claim releases them
+    again = list(source.poll(batch[0].offset))
+    assert _ids(again) == ids[1:]
+    assert again[0].offset["batch"] != batch[0].offset["batch"]
 
 
 def test_a_late_acknowledge_leaves_a_newer_batch_alone(outbox: Outbox) -> None:
