@@ -9,8 +9,8 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 from urllib.request import urlopen
 
-from connectors.http.jsonrecord import FieldProblem, record_from_json
 from connectors.sdk import BadRecord, ConnectorConfig, Offset, OffsetError, Retryable, Source, SourceRecord
+from connectors.sdk.jsonrecord import FieldProblem, record_from_json
 from exchange.context import Context
 from exchange.schemas import SchemaError
 

@@ -2,7 +2,7 @@
 
 Every value is converted to its schema field's type, as :mod:`exchange.schemas.samples` represents it (``date``
 for a date, a timezone-aware ``datetime`` for a timestamp, ``bool``, ``int``, an enum's symbol as a string). A
-JSON line is read exactly as the HTTP webhook reads a body (:mod:`connectors.http.jsonrecord`: dates
+JSON line is read exactly as the HTTP webhook reads a body (:mod:`connectors.sdk.jsonrecord`: dates
 ``"YYYY-MM-DD"``, timestamps RFC 3339 with a zone, bytes base64, ``null`` for an optional field), and a CSV cell
 by the same rules written as text:
 
@@ -38,7 +38,7 @@ from typing import Any
 from connectors.files._convert import Bad, cell_converter, printable
 from connectors.files.config import Format
 from connectors.files.errors import FilesConfigError, ParseError
-from connectors.http.jsonrecord import record_from_json
+from connectors.sdk.jsonrecord import record_from_json
 from exchange.schemas import RecordSchema
 from exchange.schemas._avro import default_value
 

@@ -45,8 +45,8 @@ from connectors.http.body import parse_object, read_body
 from connectors.http.config import WebhookSourceConfig
 from connectors.http.durable import DurablePublisher, InFlightLimitError, Job
 from connectors.http.idempotency import Claimed, Conflict, IdempotencyStore, InProgress, Replay
-from connectors.http.jsonrecord import FieldProblem, record_from_json
 from connectors.http.metrics import IN_FLIGHT, PUBLISH_LATENCY, REQUESTS
+from connectors.sdk.jsonrecord import FieldProblem, record_from_json
 from exchange.context import Context
 from exchange.envelope.verify import KEY_LIMIT, VALUE_LIMIT
 from exchange.errors import ExchangeError

@@ -52,9 +52,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from connectors.sdk.api import BadRecord, Offset, OffsetError, Source, SourceContext, SourceRecord
+from connectors.sdk.jsonrecord import JsonRecordError, parse_json_object, read_json_record
 from connectors.sql.config import SqlOutboxSourceConfig
 from connectors.sql.db import Database, quote_table
-from connectors.sql.payload import PayloadError, read_payload
 from exchange.schemas import Catalogue, UnknownSchemaError
 
 __all__ = ["OutboxPlace", "SqlOutboxSource", "outbox_offset", "parse_outbox_offset"]
@@ -243,9 +243,14 @@ class SqlOutboxSource(Source):
             raise BadRecord(f"outbox row {row.row_id}: {record_type!r} is not a record type of the catalogue",
                             offset=offset, original=_original(row.payload)) from None
         try:
-            values = read_payload(schema, row.payload)
-        except PayloadError as exc:
-            raise BadRecord(f"outbox row {row.row_id}: {exc}", offset=offset,
+            body = parse_json_object(row.payload)
+        except JsonRecordError as exc:
+            raise BadRecord(f"outbox row {row.row_id}: the payload is {exc}", offset=offset,
+                            original=_original(row.payload)) from None
+        try:
+            values = read_json_record(schema, body)
+        except JsonRecordError as exc:
+            raise BadRecord(f"outbox row {row.row_id}: {schema.label}: {exc}", offset=offset,
                             original=_original(row.payload)) from None
         return SourceRecord(record_type, values, offset)
 

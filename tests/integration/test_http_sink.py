@@ -19,7 +19,7 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.http import WebhookSinkConfig, build_sink
-from connectors.http.jsonrecord import record_from_json
+from connectors.sdk.jsonrecord import record_from_json
 from connectors.sdk.sink_runtime import SinkRunner
 from exchange.delivery.open import ReceivedDelivery
 from tests.integration.router_world import RunningRouter, World

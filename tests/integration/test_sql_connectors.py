@@ -207,7 +207,7 @@ def test_bad_payloads_are_dead_lettered_and_the_rest_goes_on(world: World, url: 
     assert {q["reason_code"] for q in letters} == {"BAD_RECORD"}
     details = [q["detail"] for q in letters]
     assert "the payload is not a JSON object" in details[0]
-    assert "field 'postal_code': expected string, got int" in details[1]
+    assert "field 'postal_code': expected a string, got a number" in details[1]
     assert "12345" not in details[1]
     assert "aggregatetype 'Unmapped' is not in type_map" in details[2]
     assert [json.loads(q["original_value"]) for q in letters[:2]] == [[1, 2, 3], json.loads(wrong_type)]

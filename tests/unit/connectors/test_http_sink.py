@@ -24,9 +24,9 @@ from pydantic import SecretStr, ValidationError
 from structlog.testing import capture_logs
 
 from connectors.http import EndpointRefusedError, WebhookSink, WebhookSinkConfig, build_sink, load_sink_config
-from connectors.http.jsonrecord import record_from_json
 from connectors.kinds import kind
 from connectors.sdk import Backpressure, BadRecord, ConnectorConfigError, Retryable, SinkRecord, SourceContext
+from connectors.sdk.jsonrecord import record_from_json
 from connectors.sdk.testing import SinkConformance
 from exchange.errors import ConfigError
 from exchange.schemas import Catalogue

@@ -10,9 +10,9 @@ import pytest
 
 from connectors.http import KIND, WebhookSourceConfig, load_webhook_config, token_digest
 from connectors.http.idempotency import Claimed, Conflict, IdempotencyStore, InProgress, Replay
-from connectors.http.jsonrecord import record_from_json
 from connectors.http.webhook import producer_overrides
 from connectors.sdk import ConnectorConfigError
+from connectors.sdk.jsonrecord import record_from_json
 from exchange.schemas import Catalogue
 from exchange.schemas.samples import SAMPLE_TYPES, sample_record
 from tests.unit.connectors.conftest import TOKEN, as_json

@@ -1,6 +1,8 @@
 """A record from JSON: each value read as its schema field's type, every bad field named, no value echoed.
 
-JSON has no dates, times or bytes, so the webhook reads them from strings:
+The one JSON reading of every connector that takes records as JSON — the webhook's bodies, the files source's
+JSON lines, the outbox's payloads, the feed's changes. JSON has no dates, times or bytes, so they are read from
+strings:
 
 ============================  ==========================================================================
 Avro type                     JSON value
@@ -31,16 +33,19 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from exchange import safeparse
 from exchange.schemas import RecordSchema
 from exchange.schemas._avro import default_value, describe, kind, logical_type, resolve
 from exchange.schemas.errors import SchemaError
 
-__all__ = ["FieldProblem", "record_from_json"]
+__all__ = ["FieldProblem", "JsonRecordError", "parse_json_object", "read_json_record", "record_from_json"]
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})\Z")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}\Z")
 _FLOAT32_MAX = 3.4028234663852886e38
+MAX_JSON_BYTES = 1 << 20
+"""The largest JSON text :func:`parse_json_object` reads by default (1 MiB)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,42 @@ class _Bad(Exception):  # noqa: N818 - internal signal, never leaves this module
     def __init__(self, problem: str) -> None:
         super().__init__(problem)
         self.problem = problem
+
+
+class JsonRecordError(ValueError):
+    """JSON that is not a record of its type; the message names the fields and what was expected, never a value."""
+
+    def __init__(self, message: str, problems: list[FieldProblem] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
+def read_json_record(schema: RecordSchema, body: Mapping[str, Any]) -> dict[str, Any]:
+    """The record ``body`` holds (see :func:`record_from_json`); :class:`JsonRecordError` listing every problem
+    (``field 'moved_on': expected a date "YYYY-MM-DD", got a number; …``) if it is not one."""
+    values, problems = record_from_json(schema, body)
+    if problems:
+        raise JsonRecordError("; ".join(f"field '{p.field}': {p.problem}" for p in problems), problems)
+    return values
+
+
+def parse_json_object(raw: Any, *, limit: int = MAX_JSON_BYTES) -> Mapping[str, Any]:
+    """One JSON object from JSON text or UTF-8 bytes (within the size and depth limits of
+    :mod:`exchange.safeparse`: at most ``limit`` bytes), or as a JSON column already read it (a mapping);
+    :class:`JsonRecordError` saying why if it is not one."""
+    if isinstance(raw, memoryview | bytes | bytearray):
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise JsonRecordError("not UTF-8 text") from None
+    if isinstance(raw, str):
+        try:
+            raw = safeparse.parse_json(raw, limit=limit)
+        except safeparse.SafeParseError as exc:
+            raise JsonRecordError(f"not JSON: {exc.reason}") from None
+    if not isinstance(raw, Mapping):
+        raise JsonRecordError(f"not a JSON object but {_json_kind(raw)}")
+    return raw
 
 
 def _json_kind(value: Any) -> str:
