@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/exchange bench router
 	$(BIN)/exchange bench replay
 	$(BIN)/exchange bench audit
+	$(BIN)/exchange bench tracker
 
 broker-up: install
 	$(BIN)/exchange broker up

@@ -1,4 +1,4 @@
-"""``exchange bench publish | router | replay | audit | connectors``: throughput, latency and memory figures,
+"""``exchange bench publish | router | replay | audit | connectors | tracker``: throughput, latency and memory figures,
 never asserted."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from exchange.bench.connectors import bench_connectors
 from exchange.bench.publish import bench_publish
 from exchange.bench.replay import bench_replay
 from exchange.bench.router import bench_router
+from exchange.bench.tracker import bench_tracker
 from exchange.envelope.verify import MAX_SKEW
 from exchange.kafka import resolve_bootstrap
 
@@ -53,6 +54,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        help="access-log entries pre-loaded and sequenced (fewer make the runs too short to compare)")
     audit.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     audit.set_defaults(func=_audit)
+    tracker = sub.add_parser("tracker", help="the data tracker: entries/s indexed; latency of a citizen's page and API")
+    tracker.add_argument("--entries", type=int, default=1_000_000, help="access-log entries written and indexed")
+    tracker.add_argument("--subject-rows", type=int, default=10_000,
+                         help="PERMIT rows about the one citizen whose page and API are timed")
+    tracker.add_argument("--requests", type=int, default=1000, help="requests timed per endpoint (page, API)")
+    tracker.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    tracker.set_defaults(func=_tracker)
 
 
 def _cleaned(run: Callable[[BenchWorld], _F]) -> _F:
@@ -137,4 +145,30 @@ def _audit(args: argparse.Namespace) -> int:
           f"({f.reevaluated:,} decisions of a routed log)")
     print(f"  verify (re-evaluate)  {f.verify_reevaluate_facts_per_s:>10,.0f} entries/s, from the facts entries record")
     print(f"  reading log, bundles, consents: {f.verify_read_s:.2f} s")
+    return 0
+
+
+def _tracker(args: argparse.Namespace) -> int:
+    f = _cleaned(lambda world: bench_tracker(world, args.entries, args.subject_rows, args.requests))
+    if args.json:
+        print(json.dumps(f.as_dict()))
+        return 0
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    def p999(value: float | None) -> str:
+        return "" if value is None else f" / {value:.1f}"
+
+    quantiles = "p50 / p99" + (" / p99.9" if f.page_p999_ms is not None else "")
+    print(f"indexed {f.entries:,} access-log entries into a fresh SQLite index (written at "
+          f"{f.write_entries_per_s:,.0f}/s)")
+    print(f"  indexer               {f.index_entries_per_s:>10,.0f} entries/s in {f.index_s:.1f} s "
+          f"(target >= {f.target_index_entries_per_s:,}: {met(f.index_target_met)})")
+    print(f"one citizen: {f.subject_rows:,} rows, {f.hidden_rows:,} of them hidden; the API lists {f.api_total:,}")
+    print(f"{f.requests:,} requests each, one at a time (rate limit burst {f.rate_limit_burst:,}: none limited)")
+    print(f"  page  GET /           {quantiles}  {f.page_p50_ms:.1f} / {f.page_p99_ms:.1f}{p999(f.page_p999_ms)} ms "
+          f"(target p99 <= {f.target_p99_ms:g} ms: {met(f.page_target_met)})")
+    print(f"  API   GET /api/v1/usages  {quantiles}  {f.api_p50_ms:.1f} / {f.api_p99_ms:.1f}{p999(f.api_p999_ms)} ms "
+          f"(target p99 <= {f.target_p99_ms:g} ms: {met(f.api_target_met)})")
     return 0
