@@ -1,0 +1,203 @@
+"""The data tracker on the real broker: decisions routed, sequenced into audit.log with tiles, indexed by
+`exchange tracker index` (killed with SIGKILL halfway and restarted, rebuilt, indexed afresh: the same rows every
+time), then served by `exchange tracker serve`: the citizen's rows are exactly the PERMIT decisions about them
+in the log, hidden ones excepted; an operator's `exchange tracker show` is itself logged, listed to the citizen,
+and `exchange audit verify` accepts it."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from exchange.audit import read_log_entries
+from exchange.audit.proof import check_proof
+from exchange.router import RouterConfig, RouterThread, build_router
+from exchange.schemas.samples import sample_person_id
+from exchange.settings import Settings
+from exchange.tracker.store import TrackerStore
+from tests.integration.router_world import World
+from tests.integration.sequencing import sequence
+
+EXCHANGE = shutil.which("exchange") or str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "exchange")
+TYPES = {"population.person-registered": "population-registry", "tax.income-assessed": "tax-board",
+         "population.address-changed": "population-registry"}
+HIDING = "pbb-address-changed-law-enforcement"
+
+
+def _run(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([EXCHANGE, *args], env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def _route(world: World, persons: list[str], per_type: int) -> int:
+    rng = random.Random(5)
+    published = 0
+    for record_type, agency in TYPES.items():
+        records = world.records(record_type, per_type, seed=len(record_type))
+        for record in records:
+            record["person_id"] = rng.choice(persons)
+        published += len(world.publish(agency, record_type, records))
+    router = RouterThread(build_router(RouterConfig(router_id="tracker-router", group_id="tracker-routers"),
+                                       world.settings))
+    try:
+        router.wait_events(published)
+    finally:
+        router.stop()
+    return router.router.stats.audit_entries
+
+
+def _tables(path: Path) -> tuple[list[Any], ...]:
+    with sqlite3.connect(path) as db:
+        return tuple(db.execute(f"SELECT * FROM {t} ORDER BY log_index").fetchall()  # noqa: S608 - fixed names
+                     for t in ("tracker_entries", "tracker_rows", "tracker_hidden"))
+
+
+def _wait_for_position(path: Path, process: subprocess.Popen[str], above: int) -> int:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with sqlite3.connect(path) as db:
+                found = db.execute("SELECT value FROM tracker_state WHERE name = 'next_index'").fetchone()
+        except sqlite3.Error:
+            found = None  # not created yet
+        if found is not None and found[0] > above:
+            return int(found[0])
+        time.sleep(0.01)  # polling the index's committed position, the condition checked above
+    raise AssertionError(f"the indexer ended or stalled before passing entry {above}")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _expected(settings: Settings, world: World) -> tuple[dict[str, list[int]], int]:
+    """From the log itself: each subject's PERMIT entries, newest first, and how many are hidden."""
+    shown: dict[str, list[tuple[Any, int]]] = defaultdict(list)
+    hidden = 0
+    for index, value in read_log_entries(settings):
+        entry = world.context.catalogue.decode(value)[1]
+        if entry["outcome"] != "PERMIT" or entry["subject_ref"] is None:
+            continue
+        if entry["agreement_id"] == HIDING:
+            hidden += 1
+            continue
+        shown[entry["subject_ref"].decode()].append((entry["decided_at"], index))
+    return {s: [i for _, i in sorted(rows, reverse=True)] for s, rows in shown.items()}, hidden
+
+
+def test_the_tracker_lists_exactly_the_permits_of_the_log(bootstrap: str, tmp_path: Path) -> None:
+    world = World.create(bootstrap, tmp_path)
+    settings = world.settings.model_copy(update={"audit_state_dir": tmp_path / "audit-state"})
+    rng = random.Random(11)
+    persons = [sample_person_id(rng) for _ in range(6)]
+    decisions = _route(world, persons, per_type=120)
+    tiles = tmp_path / "tiles"
+    log_key = sequence(settings, world.context.keystore, decisions, every=200, tiles=tiles)
+    env = {**world.env(), "EXCHANGE_AUDIT_STATE_DIR": str(tmp_path / "audit-state"),
+           "EXCHANGE_AUDIT_TILES_DIR": str(tiles)}
+    expected, hidden = _expected(settings, world)
+    assert hidden > 0
+
+    # Killed halfway, then restarted: the rows of an index made in one go.
+    first = tmp_path / "killed.sqlite"
+    process = subprocess.Popen([EXCHANGE, "tracker", "index", "--batch", "1"], env={
+        **os.environ, **env, "EXCHANGE_TRACKER_DATABASE": str(first)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    at = _wait_for_position(first, process, decisions // 4)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    assert at < decisions, "the indexer finished before it could be killed"
+    resumed = json.loads(_run({**env, "EXCHANGE_TRACKER_DATABASE": str(first)}, "tracker", "index").stdout)
+    assert resumed["next_index"] == decisions
+    assert resumed["indexed"] <= decisions - at + 1
+    second = tmp_path / "fresh.sqlite"
+    fresh = json.loads(_run({**env, "EXCHANGE_TRACKER_DATABASE": str(second)}, "tracker", "index").stdout)
+    assert fresh["entries"] == decisions
+    assert fresh["hidden"] == hidden
+    assert _tables(first) == _tables(second)
+    _run({**env, "EXCHANGE_TRACKER_DATABASE": str(second)}, "tracker", "index", "--rebuild")
+    assert _tables(first) == _tables(second)
+
+    with TrackerStore.open(path=second) as store:
+        for subject, indices in expected.items():
+            assert [r.log_index for offset in range(0, len(indices), 50)
+                    for r in store.page(subject, offset=offset, limit=50).rows] == indices
+
+    # Served: a citizen's API answer is their rows, with proofs that check against the log's key.
+    person = persons[0]
+    subject = world.context.pseudonymiser.subject(person)
+    token = _run(env, "tracker", "token", "--person", person).stdout.strip()
+    jwk = Path(world.settings.keystore) / "tracker-issuer.jwt-issuer.jwk.json"
+    serving = {**env, "EXCHANGE_TRACKER_DATABASE": str(second), "EXCHANGE_TRACKER_ISSUER_KEY": str(jwk)}
+    port = _free_port()
+    server = subprocess.Popen([EXCHANGE, "tracker", "serve", "--port", str(port), "--no-index"],
+                              env={**os.environ, **serving}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = httpx2.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"})
+    try:
+        _wait_until_serving(client, server)
+        answers = [client.get("/api/v1/usages", params={"limit": 50, "offset": offset}).json()
+                   for offset in range(0, len(expected[subject]) + 50, 50)]
+        assert {a["total"] for a in answers} == {len(expected[subject])}
+        assert [i["log_index"] for a in answers for i in a["items"]] == expected[subject]
+        newest = answers[0]["items"][0]
+        proof = client.get(newest["proof"])
+        entry = client.get(newest["entry"])
+        checked = check_proof(proof.text, entry.content, [log_key], [], origin=settings.audit_origin)
+        assert checked.index == newest["log_index"]
+        other = world.context.pseudonymiser.subject(persons[1])
+        assert client.get(f"/api/v1/subjects/{other}/usages").status_code == 403
+        assert httpx2.get(f"http://127.0.0.1:{port}/api/v1/usages", headers={
+            "Authorization": "Bearer " + token[:-3] + "AAA"}).status_code == 401
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=30)
+        client.close()
+    assert server.returncode == 0, err[-2000:]
+    assert person not in out + err
+
+    # An operator's lookup is an access of its own: logged, verified, listed to the citizen.
+    shown = json.loads(_run(env | {"EXCHANGE_TRACKER_DATABASE": str(second)}, "tracker", "show", "--person", person,
+                            "--operator", "population-registry", "--basis", "GDPR Art. 15, request 2026/117",
+                            "--json").stdout)
+    assert shown["subject_ref"] == subject
+    assert len(shown["entries"]) == sum(1 for i, v in read_log_entries(settings)
+                                        if world.context.catalogue.decode(v)[1]["subject_ref"] == subject.encode())
+    sequence(settings, world.context.keystore, decisions + 1, every=200, tiles=tiles)
+    _run({**env, "EXCHANGE_TRACKER_DATABASE": str(second)}, "tracker", "index")
+    with TrackerStore.open(path=second) as store:
+        newest_row = store.page(subject, limit=1).rows[0]
+    assert (newest_row.log_index, newest_row.purpose, newest_row.recipient) == (
+        decisions, "subject-access-request", "population-registry")
+    verified = json.loads(_run(env, "audit", "verify", "--json").stdout)
+    assert verified["ok"], verified
+    assert verified["entries"] == decisions + 1
+
+
+def _wait_until_serving(client: httpx2.Client, server: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"the tracker exited: {server.stderr.read() if server.stderr else ''}")
+        try:
+            if client.get("/healthz").status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass  # not listening yet
+        time.sleep(0.05)  # polling the server's readiness, the condition checked above
+    raise AssertionError("the tracker did not answer within 60s")
