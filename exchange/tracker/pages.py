@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from exchange.tracker.store import AccessRow
 
 __all__ = ["STYLESHEET", "Filters", "KeysShown", "about_page", "accesses_page", "describe_basis", "error_page",
-           "format_time", "proof_page", "signin_page"]
+           "format_time", "iso_time", "proof_page", "signin_page"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +128,9 @@ def _row(row: AccessRow, proved_size: int) -> str:
     fields = ", ".join(escape(f) for f in row.fields) or "none"
     proof = (f'<a href="/proofs/{row.log_index}">Proof of entry {row.log_index}</a>' if row.log_index < proved_size
              else f"Entry {row.log_index}: proof after the next checkpoint")
-    return (f'<tr><td data-label="When"><time datetime="{_iso(row.decided_at)}">{format_time(row.decided_at)}</time>'
-            f'</td><td data-label="Agency">{agency} <span class="code">({code})</span></td>'
+    when = f'<time datetime="{iso_time(row.decided_at)}">{format_time(row.decided_at)}</time>'
+    return (f'<tr><td data-label="When">{when}</td>'
+            f'<td data-label="Agency">{agency} <span class="code">({code})</span></td>'
             f'<td data-label="What">{escape(row.record_type or "")}</td>'
             f'<td data-label="Details received">{fields}</td>'
             f'<td data-label="Purpose">{escape(row.purpose or "")}</td>'
@@ -137,7 +138,8 @@ def _row(row: AccessRow, proved_size: int) -> str:
             f'<td data-label="Proof">{proof}</td></tr>\n')
 
 
-def _iso(micros: int) -> str:
+def iso_time(micros: int) -> str:
+    """RFC 3339 in UTC, whole seconds."""
     return datetime.fromtimestamp(micros / 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -189,32 +191,61 @@ def error_page(status: int, message: str, *, signed_in: bool = False) -> str:
 
 
 STYLESHEET = """\
-:root { color-scheme: light dark; --fg: #1b1b1b; --bg: #fff; --muted: #555; --line: #ccc; --accent: #0b5cad; }
+:root { color-scheme: light dark; --fg: #1b1b1b; --bg: #fff; --muted: #595959; --line: #d0d0d0; --stripe: #f4f6f8;
+  --accent: #0b5cad; --on-accent: #fff; }
 @media (prefers-color-scheme: dark) { :root { --fg: #eee; --bg: #121212; --muted: #bbb; --line: #444;
-  --accent: #7ab8ff; } }
+  --stripe: #1c1f23; --accent: #7ab8ff; --on-accent: #121212; } }
 * { box-sizing: border-box; }
-body { margin: 0 auto; max-width: 72rem; padding: 0 1rem; font: 1rem/1.5 system-ui, sans-serif; color: var(--fg);
+body { margin: 0 auto; max-width: 80rem; padding: 0 1rem; font: 1rem/1.5 system-ui, sans-serif; color: var(--fg);
   background: var(--bg); }
+main p, main ul { max-width: 75ch; }
+h1 { font-size: 1.75rem; line-height: 1.25; margin: 1.5rem 0 .75rem; }
+h2 { font-size: 1.25rem; margin: 2rem 0 .5rem; }
 a { color: var(--accent); }
 :focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
 .skip { position: absolute; left: -999px; } .skip:focus { left: 1rem; top: 1rem; }
-header { display: flex; justify-content: space-between; align-items: center; border-bottom: 1px solid var(--line); }
-.brand { font-weight: 700; }
-textarea, input, select, button { font: inherit; padding: .4rem; }
-textarea { width: 100%; }
-label { display: block; font-weight: 600; margin-top: .5rem; }
-button { margin-top: .75rem; cursor: pointer; }
+header { display: flex; justify-content: space-between; align-items: center; gap: 1rem; padding: .5rem 0;
+  border-bottom: 1px solid var(--line); }
+header p, header form { margin: 0; }
+.brand { font-weight: 700; font-size: 1.125rem; }
+textarea, input, select, button { font: inherit; padding: .4rem .5rem; border: 1px solid var(--muted);
+  border-radius: .25rem; color: inherit; background: var(--bg); }
+textarea { width: 100%; font-family: ui-monospace, monospace; font-size: .875rem; }
+label { display: block; font-weight: 600; margin: .5rem 0 .25rem; }
+button { margin-top: .75rem; padding: .45rem 1.1rem; cursor: pointer; font-weight: 600; color: var(--on-accent);
+  background: var(--accent); border-color: var(--accent); }
+header button { margin: 0; color: var(--accent); background: transparent; }
 .error { border-left: 4px solid #b00020; padding-left: .5rem; }
-fieldset { border: 1px solid var(--line); display: flex; flex-wrap: wrap; gap: 1rem; align-items: end; }
+fieldset { border: 1px solid var(--line); border-radius: .25rem; display: flex; flex-wrap: wrap; gap: .5rem 1rem;
+  align-items: end; margin: 1rem 0; padding: .25rem 1rem 1rem; }
+legend { font-weight: 600; padding: 0 .25rem; }
+fieldset > div { flex: 1 1 9rem; max-width: 14rem; min-width: 0; }
+fieldset > div:last-of-type { flex-basis: 14rem; max-width: 22rem; }
+fieldset input, fieldset select { width: 100%; }
+fieldset button { margin: 0; }
 table { border-collapse: collapse; width: 100%; margin: 1rem 0; }
 caption { text-align: left; font-weight: 600; padding: .5rem 0; }
-th, td { text-align: left; vertical-align: top; padding: .5rem; border-bottom: 1px solid var(--line); }
-.code { color: var(--muted); }
-.pages a { margin-right: 1rem; }
-pre { overflow-x: auto; padding: .5rem; border: 1px solid var(--line); }
+th, td { text-align: left; vertical-align: top; padding: .5rem .6rem; border-bottom: 1px solid var(--line); }
+thead th { border-bottom: 2px solid var(--muted); white-space: nowrap; }
+tbody tr:nth-child(even) { background: var(--stripe); }
+td[data-label="When"], td[data-label="Proof"] { white-space: nowrap; }
+.code { display: block; color: var(--muted); font-size: .875rem; }
+.empty { padding: 1rem; border: 1px dashed var(--line); }
+.pages { display: flex; gap: 1.5rem; margin: 1rem 0 2rem; }
+dl { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: .35rem 1.5rem; }
+dt { font-weight: 600; } dd { margin: 0; overflow-wrap: anywhere; }
+code, samp, pre { font-family: ui-monospace, monospace; font-size: .9em; }
+pre { overflow-x: auto; padding: .75rem 1rem; border: 1px solid var(--line); border-radius: .25rem;
+  background: var(--stripe); }
+footer { margin-top: 2rem; border-top: 1px solid var(--line); color: var(--muted); font-size: .9rem; }
 @media (max-width: 40rem) {
+  h1 { font-size: 1.5rem; }
   thead { position: absolute; left: -999px; }
-  tr, td { display: block; } tr { border-bottom: 2px solid var(--line); padding: .5rem 0; }
-  td { border: 0; padding: .15rem 0; } td::before { content: attr(data-label) ": "; font-weight: 600; }
+  tr, td { display: block; } tr { border-bottom: 2px solid var(--line); padding: .5rem; }
+  td { border: 0; padding: .15rem 0; white-space: normal; } td::before { content: attr(data-label) ": ";
+    font-weight: 600; }
+  td[data-label="When"], td[data-label="Proof"] { white-space: normal; }
+  .code { display: inline; }
+  dl { grid-template-columns: minmax(0, 1fr); gap: 0; } dd { margin-bottom: .5rem; }
 }
 """

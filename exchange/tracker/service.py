@@ -365,8 +365,8 @@ def _guard_what(handler: Callable[[Request], Awaitable[Response]], allowed: set[
 
 def _item(row: AccessRow, proved: int) -> dict[str, Any]:
     proof = f"/api/v1/usages/{row.log_index}/proof" if row.log_index < proved else None
-    return {"log_index": row.log_index, "time": pages.format_time(row.decided_at).replace(" UTC", "Z"),
-            "time_micros": row.decided_at, "action": "delivered", "receiver_code": row.recipient,
+    return {"log_index": row.log_index, "time": pages.iso_time(row.decided_at), "time_micros": row.decided_at,
+            "action": "delivered", "event_id": row.event_id, "receiver_code": row.recipient,
             "receiver_name": row.recipient_name, "record_type": row.record_type, "fields": list(row.fields),
             "purpose": row.purpose, "legal_basis": row.legal_basis, "consent_ref": row.consent_ref,
             "proof": proof, "entry": None if proof is None else f"/api/v1/usages/{row.log_index}/entry"}
