@@ -8,6 +8,7 @@ are quarantined; every decision is logged; each department reads and verifies wh
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -24,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--events", type=int, default=400, help="records the agencies publish")
     parser.add_argument("--workdir", type=Path, default=Path(".demo"), help="demo keys and registry (default .demo)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--keep-tracker", action=argparse.BooleanOptionalAction, default=None,
+                        help="keep the data tracker serving until Enter or Ctrl-C (default: when on a terminal)")
     parser.set_defaults(func=_run)
 
 
@@ -46,12 +49,22 @@ def _run(args: argparse.Namespace) -> int:
         bootstrap = state.bootstrap
         say(f"local Apache Kafka {state.version} at {bootstrap}")
     summary = run_demo(bootstrap, settings, args.events, args.workdir, say)
-    if args.json:
-        print(json.dumps(summary.as_dict(), indent=2))
-    else:
-        _print(summary)
+    try:
+        if args.json:
+            print(json.dumps(summary.as_dict(), indent=2))
+        else:
+            _print(summary)
+        keep = args.keep_tracker if args.keep_tracker is not None else sys.stdin.isatty() and not args.json
+        if keep and summary.running_tracker is not None:
+            print("\nThe data tracker keeps serving until you press Enter (or Ctrl-C).", file=sys.stderr)
+            with contextlib.suppress(EOFError, KeyboardInterrupt):
+                input()
+    finally:
+        if summary.running_tracker is not None:
+            summary.running_tracker.stop()
+    tracker = summary.tracker
     return 0 if summary.all_deliveries_verified and summary.audit.get("verified") and summary.audit.get(
-        "witnessed") else 1
+        "witnessed") and tracker.get("shows_the_grant") and tracker.get("hides_the_denials") else 1
 
 
 def _print(s: DemoSummary) -> None:
@@ -74,3 +87,10 @@ def _print(s: DemoSummary) -> None:
         print(f"                     {step}")
     verdict = "yes" if s.all_deliveries_verified else "NO"
     print(f"every delivery verified end to end (router key, decryption, publisher signature): {verdict}")
+    t = s.tracker
+    if t:
+        shown = "yes" if t.get("shows_the_grant") and t.get("hides_the_denials") else "NO"
+        print(f"data tracker         {t['url']}  ({t['rows']} rows for the consent citizen; the delivery during "
+              f"the grant listed, the denials not: {shown})")
+        print("                     sign in there with the citizen's token (valid 8 hours):")
+        print(f"                     {t['token']}")

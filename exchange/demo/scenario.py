@@ -30,6 +30,7 @@ from exchange.crypto.errors import CryptoError
 from exchange.crypto.keys import Signer
 from exchange.crypto.note import Verifier
 from exchange.demo.bad_records import bad_records
+from exchange.demo.tracker import DemoTracker, start_tracker
 from exchange.envelope import EnvelopeVerifier, VerificationError
 from exchange.kafka import Producer, make_admin, read_to_end
 from exchange.kafka.admin import apply_topics, broker_count
@@ -75,15 +76,18 @@ class DemoSummary:
     all_deliveries_verified: bool = False
     consent_story: list[str] = field(default_factory=list)
     audit: dict[str, Any] = field(default_factory=dict)
+    tracker: dict[str, Any] = field(default_factory=dict)
     namespace: str = ""
     seconds: float = 0.0
+    running_tracker: DemoTracker | None = None
+    """The data tracker, still serving: the caller stops it."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"published": self.published, "delivered": dict(self.delivered), "denied": dict(self.denied),
                 "quarantined": dict(self.quarantined), "audit_entries": self.audit_entries,
                 "decisions": self.decisions, "all_deliveries_verified": self.all_deliveries_verified,
                 "fields": self.fields, "consent": self.consent_story, "audit": self.audit,
-                "namespace": self.namespace,
+                "tracker": self.tracker, "namespace": self.namespace,
                 "seconds": round(self.seconds, 1)}
 
 
@@ -122,7 +126,7 @@ def run_demo(bootstrap: str, base: Settings, events: int, workdir: Path, say: Sa
             publish(record_type, sample_record(record_type, rng))
         flush_and_wait(summary.published)
 
-        story = _consent_story(context, rng, publish=publish, flush_and_wait=flush_and_wait, summary=summary,
+        person, story = _consent_story(context, rng, publish=publish, flush_and_wait=flush_and_wait, summary=summary,
                                say=say)
 
         bad = bad_records(context, rng)
@@ -145,16 +149,19 @@ def run_demo(bootstrap: str, base: Settings, events: int, workdir: Path, say: Sa
                and e["agreement_id"] is not None and e["purpose"] == CONSENT["purpose"]}
     summary.consent_story = [f"{step}: {_verdict(outcome.get(event_id))}" for step, event_id in story]
     say("sequencing the access log and verifying it ...")
-    summary.audit = _sequence_and_verify(settings, context, summary.audit_entries)
+    summary.audit, witness_key = _sequence_and_verify(settings, context, summary.audit_entries)
     say("departments reading their deliveries ...")
     summary.all_deliveries_verified = _receive(settings, context, Counter(stats.delivered), summary)
+    summary.running_tracker, summary.tracker = _track(settings, context, workdir, person=person,
+                                                             story=story, witness_key=witness_key, say=say)
     summary.seconds = time.monotonic() - started
     return summary
 
 
-def _sequence_and_verify(settings: Settings, context: Context, entries: int) -> dict[str, Any]:
+def _sequence_and_verify(settings: Settings, context: Context, entries: int) -> tuple[dict[str, Any], str]:
     """Run the sequencer, with the log written as tiles and a witness cosigning every checkpoint, until it has
-    published a checkpoint of every entry; then replay and verify the log and check every cosignature."""
+    published a checkpoint of every entry; then replay and verify the log and check every cosignature. Returns
+    the facts and the witness's verifier key."""
     state = Path(settings.audit_state_dir)
     signer = context.keystore.signer(AUDIT_IDENTITY)
     cosigner = Cosigner(Signer.generate("witness.demo/data-protection-authority"))
@@ -181,7 +188,22 @@ def _sequence_and_verify(settings: Settings, context: Context, entries: int) -> 
     return {"entries": report.entries, "checkpoints": report.checkpoints, "verified": report.ok,
             "decisions_reevaluated": report.decisions_reevaluated,
             "witnessed": cosigned == len(notes) > 0,
-            "first_error": None if report.first_error is None else str(report.first_error)}
+            "first_error": None if report.first_error is None else str(report.first_error)
+            }, cosigner.verifier().key_string()
+
+
+def _track(settings: Settings, context: Context, workdir: Path, *, person: str, story: list[tuple[str, str]],
+           witness_key: str, say: Say) -> tuple[DemoTracker, dict[str, Any]]:
+    """Serve the data tracker and check the consent citizen's rows: the delivery during the grant is listed and
+    neither denied assessment is."""
+    tracker = start_tracker(settings, context, workdir, person, tiles=Path(settings.audit_state_dir) / "tiles",
+                            witness_key=witness_key, say=say)
+    during = {event_id for step, event_id in story if step == "income assessed with consent"}
+    denied = {event_id for step, event_id in story if step != "income assessed with consent"}
+    consented = {i["event_id"] for i in tracker.items
+                 if (i["receiver_code"], i["purpose"]) == (CONSENT["recipient"], CONSENT["purpose"])}
+    return tracker, {**tracker.facts, "token": tracker.token, "shows_the_grant": during <= consented,
+                     "hides_the_denials": not denied & consented}
 
 
 def _opens(note: bytes, verifier: Verifier) -> bool:
@@ -231,9 +253,11 @@ def _prepare(bootstrap: str, base: Settings, workdir: Path, say: Say) -> Setting
 
 
 def _consent_story(context: Context, rng: random.Random, *, publish: Callable[[str, dict[str, Any]], str],
-                   flush_and_wait: Callable[[int], None], summary: DemoSummary, say: Say) -> list[tuple[str, str]]:
+                   flush_and_wait: Callable[[int], None], summary: DemoSummary, say: Say
+                   ) -> tuple[str, list[tuple[str, str]]]:
     """One citizen's income assessments: no consent, then a grant, then a revocation mid-run.
-    Returns ``(step, event id)`` pairs; their outcomes are read back from the access log."""
+    Returns the citizen's person id and ``(step, event id)`` pairs; their outcomes are read back from the access
+    log."""
     person = sample_record(CONSENT["type"], rng)["person_id"]
     manager = ConsentManager.connect(context)
     story: list[tuple[str, str]] = []
@@ -254,7 +278,7 @@ def _consent_story(context: Context, rng: random.Random, *, publish: Callable[[s
         assess("income assessed after revocation")
     finally:
         manager.close()
-    return story
+    return person, story
 
 
 def _receive(settings: Settings, context: Context, expected: Counter[str], summary: DemoSummary) -> bool:

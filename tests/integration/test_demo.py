@@ -47,3 +47,9 @@ def test_demo_summary_shows_every_part_of_the_exchange(bootstrap: str, tmp_path:
     keys = list((tmp_path / "demo" / "keystore").glob("*.key"))
     assert keys
     assert all(k.stat().st_mode & 0o077 == 0 for k in keys)
+    tracker = summary["tracker"]
+    assert tracker["url"].startswith("http://127.0.0.1:")
+    assert tracker["rows"] >= 1
+    assert tracker["shows_the_grant"] is True
+    assert tracker["hides_the_denials"] is True
+    assert tracker["token"].count(".") == 2
