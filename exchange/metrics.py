@@ -16,6 +16,10 @@ __all__ = [
     "QUARANTINED",
     "REGISTRY",
     "ROUTING_LATENCY",
+    "TRACKER_INDEXED",
+    "TRACKER_NEXT_INDEX",
+    "TRACKER_REQUESTS",
+    "TRACKER_REQUEST_SECONDS",
     "serve_metrics",
 ]
 
@@ -34,6 +38,16 @@ CONSUMER_LAG = Gauge("exchange_consumer_lag", "Records not yet consumed, by topi
                      ["topic", "partition"], registry=REGISTRY)
 CHECKPOINT_AGE = Gauge("exchange_checkpoint_age_seconds", "Seconds since the access log's last checkpoint",
                        registry=REGISTRY)
+
+TRACKER_REQUESTS = Counter("exchange_tracker_requests_total", "Data-tracker requests by route and status",
+                           ["route", "status"], registry=REGISTRY)
+TRACKER_REQUEST_SECONDS = Histogram("exchange_tracker_request_seconds", "Data-tracker request time, by route",
+                                    ["route"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+                                    registry=REGISTRY)
+TRACKER_INDEXED = Counter("exchange_tracker_indexed_entries_total", "Access-log entries indexed, by outcome",
+                          ["outcome"], registry=REGISTRY)
+TRACKER_NEXT_INDEX = Gauge("exchange_tracker_next_index", "The next access-log index the tracker will index",
+                           registry=REGISTRY)
 
 
 def serve_metrics(port: int, addr: str = "127.0.0.1") -> None:

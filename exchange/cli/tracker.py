@@ -28,6 +28,7 @@ import uvicorn
 from exchange.cli._progress import Progress
 from exchange.context import Context
 from exchange.errors import ConfigError
+from exchange.metrics import serve_metrics
 from exchange.runner import ServiceThread
 from exchange.settings import get_settings
 from exchange.tracker.indexer import NEVER, Indexer
@@ -54,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        help="a witness key shown to citizens for checking proofs (repeatable)")
     serve.add_argument("--no-index", action="store_true", help="do not index here (an indexer runs elsewhere)")
     serve.add_argument("--secure-cookie", action="store_true", help="mark the session cookie Secure (behind TLS)")
+    serve.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                       help="serve Prometheus /metrics on this port (default: EXCHANGE_METRICS_PORT; off)")
     serve.set_defaults(func=_serve)
     index = sub.add_parser("index", help="index audit.log up to its end")
     index.add_argument("--rebuild", action="store_true", help="forget every row and index from entry 0")
@@ -80,6 +83,9 @@ def _serve(args: argparse.Namespace) -> int:
     context = Context(settings)
     store = open_store(settings)
     tiles = args.tiles or settings.audit_tiles_dir
+    metrics_port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    if metrics_port:
+        serve_metrics(metrics_port)
     app = tracker_app(settings, context, store, tiles_dir=tiles, witness_keys=args.witness_keys,
                       secure_cookie=args.secure_cookie)
     indexer = None if args.no_index else ServiceThread(

@@ -41,6 +41,7 @@ from exchange.audit.prover import NotYetProvableError, ProvedEntry, TilesError, 
 from exchange.audit.tiles import TileReader, checkpoint_size
 from exchange.envelope.pseudonym import Pseudonymiser
 from exchange.log import get_logger
+from exchange.metrics import TRACKER_REQUEST_SECONDS, TRACKER_REQUESTS
 from exchange.tracker import pages
 from exchange.tracker.ratelimit import TokenBucketLimiter
 from exchange.tracker.store import MAX_LIMIT, AccessRow, TrackerStore
@@ -451,8 +452,10 @@ class _Guard:
             _log.exception("tracker request failed", path=_route_name(scope))
             response = _refusal(Request(scope), _Refused(500, "internal_error", "something went wrong on our side"))
             await response(scope, receive, sending)
-        _log.debug("request", method=scope.get("method"), path=_route_name(scope), status=status[0],
-                   ms=round((time.perf_counter() - started) * 1000, 1))
+        route, took = _route_name(scope), time.perf_counter() - started
+        TRACKER_REQUESTS.labels(route if status[0] != 404 else "(not found)", str(status[0])).inc()
+        TRACKER_REQUEST_SECONDS.labels(route if status[0] != 404 else "(not found)").observe(took)
+        _log.debug("request", method=scope.get("method"), path=route, status=status[0], ms=round(took * 1000, 1))
 
 
 _LOWER = frozenset(k.lower() for k in _HEADERS)

@@ -302,3 +302,20 @@ def test_token_key_of_the_issuer_is_the_one_configured(log: Log) -> None:
     forged = mint_token(other, "https://id.test", ALICE, "exchange-tracker", 3600, now=NOW)
     with _client(log) as client:
         assert client.get("/api/v1/usages", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+
+
+def test_requests_are_counted_by_route_template(log: Log) -> None:
+    """Metrics name routes with their numbers replaced, so no entry index or reference becomes a label."""
+    from exchange.metrics import TRACKER_REQUESTS  # noqa: PLC0415 - only this test reads the metrics
+
+    story = _story(log)
+
+    def count(route: str, status: str) -> float:
+        return float(TRACKER_REQUESTS.labels(route, status)._value.get())  # the client keeps no public getter
+
+    before = (count("/api/v1/usages", "200"), count("/api/v1/usages/{index}/proof", "403"))
+    with _client(log) as client:
+        client.get("/api/v1/usages", headers=_bearer(ALICE))
+        client.get(f"/api/v1/usages/{story['bob'][0]}/proof", headers=_bearer(ALICE))
+    after = (count("/api/v1/usages", "200"), count("/api/v1/usages/{index}/proof", "403"))
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
