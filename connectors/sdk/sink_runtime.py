@@ -1,6 +1,8 @@
 """The sink runtime: a department's deliveries, read and verified by the Subscriber, written in batches by a
 :class:`~connectors.sdk.Sink`; the consumer offsets are committed only after :meth:`Sink.write` returns.
 
+Its consumer lag, per partition, is the gauge ``exchange_connector_lag_records`` (:mod:`connectors.sdk.lag`).
+
 A record the sink refuses (:class:`BadRecord` naming it) goes to the dead letters and the rest of the batch is
 written again; :class:`Retryable` retries the same batch with backoff; :class:`Backpressure` waits, without
 committing. After a crash the batch since the last commit is written again, so a sink must be idempotent by
@@ -17,10 +19,12 @@ from connectors.sdk._loop import run_steps
 from connectors.sdk.api import Backpressure, BadRecord, Retryable, Sink, SinkRecord, SourceContext
 from connectors.sdk.config import ConnectorConfig
 from connectors.sdk.deadletters import DEAD_LETTER_TOPIC, DeadLetters
+from connectors.sdk.lag import SinkLag
 from connectors.sdk.metrics import COMMIT_SECONDS, RECORDS
 from exchange.context import Context
+from exchange.delivery import delivery_topic
 from exchange.delivery.open import ReceivedDelivery
-from exchange.kafka import Producer
+from exchange.kafka import Consumer, Producer
 from exchange.log import get_logger
 from exchange.settings import Settings
 from exchange.subscriber import Subscriber
@@ -57,9 +61,12 @@ class SinkRunner:
         self._stop = threading.Event()
         self._log = get_logger("connectors.sink", connector=config.name)
         context = Context(settings)
+        group = f"connector.{config.name}"
+        consumer = Consumer(group, [delivery_topic(recipient)], settings=settings)  # the Subscriber's, watched
         self._subscriber = Subscriber(recipient, keystore=context.keystore, registry=context.registry,
-                                      catalogue=context.catalogue, settings=settings,
-                                      group_id=f"connector.{config.name}")
+                                      catalogue=context.catalogue, settings=settings, group_id=group,
+                                      source=consumer)
+        self.lag = SinkLag(config.name, consumer)
         self._letters = DeadLetters(config.name, context.catalogue)
         self._producer = Producer(settings=settings, overrides={"enable.idempotence": True, "acks": "all"})
         self._written = RECORDS.labels(connector=config.name, outcome="written")
@@ -77,6 +84,7 @@ class SinkRunner:
             run_steps(self.step, self._stop, max_idle_s)  # a step waits on its poll
         finally:
             self.sink.close()
+            self.lag.update(now=True)
             self._subscriber.close()
             self._producer.flush(30)
         return self.stats
@@ -86,6 +94,7 @@ class SinkRunner:
         deliveries = self._subscriber.poll(self.config.max_batch, timeout=0.5)
         if not deliveries:
             self._subscriber.commit()  # records skipped as unverifiable are past too
+            self.lag.update()
             return 0
         batch = [sink_record(d) for d in deliveries]
         started = time.perf_counter()
@@ -94,6 +103,7 @@ class SinkRunner:
         self._producer.flush(30)  # dead letters are durable before the offsets move past their records
         self._subscriber.commit()
         elapsed = time.perf_counter() - started
+        self.lag.update()
         self.stats.batches += 1
         self._commit_seconds.observe(elapsed)
         return len(batch)

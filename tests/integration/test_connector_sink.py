@@ -10,6 +10,7 @@ import pytest
 
 from connectors.sdk import BadRecord, ConnectorConfig, Retryable, Sink, SinkRecord
 from connectors.sdk.sink_runtime import SinkRunner
+from exchange.metrics import REGISTRY
 from tests.integration.router_world import RunningRouter, World
 
 TYPE = "population.address-changed"
@@ -79,3 +80,28 @@ def test_a_refused_record_is_dead_lettered_and_the_rest_written(routed: tuple[Wo
     assert letter["original_key"] == ids[10].encode()
     assert letter["detail"] == "the row violates a constraint"
     assert b'"record_type": "population.address-changed"' in letter["original_value"]
+
+
+def _lag_gauge(name: str, partition: int) -> float | None:
+    return REGISTRY.get_sample_value("exchange_connector_lag_records", {"connector": name, "partition": str(partition)})
+
+
+def test_the_consumer_lag_is_measured_per_partition(routed: tuple[World, list[str]]) -> None:
+    """The lag gauge, per partition of delivery.<recipient>: what is not yet written after one batch, none once
+    the sink has written everything."""
+    world, ids = routed  # one delivery to the tax board for each event
+    runner = SinkRunner(TableSink(), ConnectorConfig(name="sink-lag", kind="test", max_batch=5),
+                        recipient=RECIPIENT, settings=world.settings)
+    first = 0
+    for _ in range(60):  # a poll waits half a second; the first ones may come before the partitions are assigned
+        if (first := runner.step()):
+            break
+    assert first == 5
+    lags = runner.lag.update(now=True)
+    assert lags is not None
+    assert set(lags) == set(range(6))  # every partition of delivery.tax-board
+    assert len(ids) - 5 <= sum(lags.values())
+    assert {p: _lag_gauge("sink-lag", p) for p in lags} == {p: float(n) for p, n in lags.items()}
+    stats = runner.run(max_idle_s=1.0)
+    assert stats.written == len(ids)  # the first batch and the rest
+    assert {p: _lag_gauge("sink-lag", p) for p in lags} == dict.fromkeys(lags, 0.0)
