@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import structlog
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from exchange.audit.proof import check_proof
@@ -319,3 +321,19 @@ def test_requests_are_counted_by_route_template(log: Log) -> None:
         client.get(f"/api/v1/usages/{story['bob'][0]}/proof", headers=_bearer(ALICE))
     after = (count("/api/v1/usages", "200"), count("/api/v1/usages/{index}/proof", "403"))
     assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=st.dictionaries(st.sampled_from(["period_start", "period_end", "offset", "limit", "agency", "x"]),
+                              st.text(max_size=40), max_size=4),
+       path=st.text(alphabet="abc/0123456789.%-_", max_size=30))
+def test_no_query_or_path_makes_a_500(log: Log, params: dict[str, str], path: str) -> None:
+    """Whatever a caller sends, the answer is a clear 2xx or 4xx, never a server error."""
+    with _client(log) as client:
+        listed = client.get("/api/v1/usages", headers=_bearer(ALICE), params=params)
+        other = client.get(f"/api/v1/usages/{path}", headers=_bearer(ALICE))
+        page = client.get("/", headers=_bearer(ALICE), params={"from" if k == "period_start" else k: v
+                                                                 for k, v in params.items()})
+    assert listed.status_code in {200, 400}
+    assert other.status_code in {200, 400, 403, 404, 503}
+    assert page.status_code in {200, 400}
