@@ -105,7 +105,7 @@ class FilesSource(Source):
     def acknowledge(self, upto: Offset) -> None:
         self._on_disk(self._acknowledge, upto)
 
-    def remaining(self, after: Offset | None) -> int:
+    def remaining(self, after: Offset | None) -> int | None:
         """How many records wait after ``after`` (for a progress bar's total): records left in the offset's file
         and in every waiting file after it."""
         at = _place(after, self.config.name)

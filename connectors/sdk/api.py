@@ -148,6 +148,11 @@ class Source(ABC):
         after the commit, in order; after a crash it may not be called for a batch that was committed, so make it
         idempotent and let :meth:`poll` skip what the offset says is done."""
 
+    def remaining(self, after: Offset | None) -> int | None:
+        """How many records wait after ``after``, for the total of a progress line on a terminal (bulk work);
+        None, the default, when the source cannot tell. Called once, before the source is opened."""
+        return None
+
 
 class Sink(ABC):
     """Writes a department's deliveries to its system. Subclass it and implement :meth:`write`."""

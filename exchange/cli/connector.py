@@ -12,12 +12,12 @@ from types import FrameType
 from typing import Any
 
 from connectors.kinds import KINDS, kind
-from connectors.sdk.api import offset_bytes
+from connectors.sdk.api import Offset, Source, offset_bytes
 from connectors.sdk.config import load_config
 from connectors.sdk.sink_runtime import SinkRunner
 from connectors.sdk.source_runtime import SourceRunner, offsets_topic
 from exchange.cli._progress import Progress
-from exchange.errors import ConfigError
+from exchange.errors import ConfigError, ExchangeError
 from exchange.kafka import TransactionalProducer
 from exchange.settings import get_settings
 
@@ -58,8 +58,10 @@ def _run(args: argparse.Namespace) -> int:
     progress = Progress(f"{config.name}", unit="records")
     runner: SourceRunner | SinkRunner
     if chosen.role == "source":
-        runner = SourceRunner(factory(config), config, agency=config.agency, settings=settings,
-                              progress=progress.update)
+        source = factory(config)
+        runner = SourceRunner(source, config, agency=config.agency, settings=settings, progress=progress.update)
+        if sys.stderr.isatty():  # only a progress line needs the total, and counting may read every file
+            progress.total = _remaining(source, runner.position)
     else:
         runner = SinkRunner(factory(config), config, recipient=config.recipient, settings=settings)
 
@@ -75,6 +77,15 @@ def _run(args: argparse.Namespace) -> int:
     print(json.dumps({"connector": config.name, "kind": chosen.name, **{
         k: v for k, v in vars(stats).items() if isinstance(v, int)}}))
     return 0
+
+
+def _remaining(source: Source, position: Offset | None) -> int | None:
+    """The records the source has waiting after ``position``, if it can tell; a source that cannot read its
+    system now says why at its first poll, not here."""
+    try:
+        return source.remaining(position)
+    except (ExchangeError, OSError):
+        return None
 
 
 def _after_shutdown(signum: int, _frame: FrameType | None) -> None:
