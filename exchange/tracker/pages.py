@@ -210,7 +210,7 @@ header p, header form { margin: 0; }
 .brand { font-weight: 700; font-size: 1.125rem; }
 textarea, input, select, button { font: inherit; padding: .4rem .5rem; border: 1px solid var(--muted);
   border-radius: .25rem; color: inherit; background: var(--bg); }
-textarea { width: 100%; font-family: ui-monospace, monospace; font-size: .875rem; }
+textarea { width: 100%; max-width: 44rem; display: block; font-family: ui-monospace, monospace; font-size: .875rem; }
 label { display: block; font-weight: 600; margin: .5rem 0 .25rem; }
 button { margin-top: .75rem; padding: .45rem 1.1rem; cursor: pointer; font-weight: 600; color: var(--on-accent);
   background: var(--accent); border-color: var(--accent); }
@@ -221,14 +221,16 @@ fieldset { border: 1px solid var(--line); border-radius: .25rem; display: flex; 
 legend { font-weight: 600; padding: 0 .25rem; }
 fieldset > div { flex: 1 1 9rem; max-width: 14rem; min-width: 0; }
 fieldset > div:last-of-type { flex-basis: 14rem; max-width: 22rem; }
+fieldset input, fieldset select, fieldset button { height: 2.5rem; }
 fieldset input, fieldset select { width: 100%; }
 fieldset button { margin: 0; }
-table { border-collapse: collapse; width: 100%; margin: 1rem 0; }
+table { border-collapse: collapse; width: 100%; margin: 1rem 0; font-size: .9375rem; }
 caption { text-align: left; font-weight: 600; padding: .5rem 0; }
 th, td { text-align: left; vertical-align: top; padding: .5rem .6rem; border-bottom: 1px solid var(--line); }
 thead th { border-bottom: 2px solid var(--muted); white-space: nowrap; }
 tbody tr:nth-child(even) { background: var(--stripe); }
 td[data-label="When"], td[data-label="Proof"] { white-space: nowrap; }
+td[data-label="Agency"] { min-width: 11rem; }
 .code { display: block; color: var(--muted); font-size: .875rem; }
 .empty { padding: 1rem; border: 1px dashed var(--line); }
 .pages { display: flex; gap: 1.5rem; margin: 1rem 0 2rem; }
@@ -244,7 +246,7 @@ footer { margin-top: 2rem; border-top: 1px solid var(--line); color: var(--muted
   tr, td { display: block; } tr { border-bottom: 2px solid var(--line); padding: .5rem; }
   td { border: 0; padding: .15rem 0; white-space: normal; } td::before { content: attr(data-label) ": ";
     font-weight: 600; }
-  td[data-label="When"], td[data-label="Proof"] { white-space: normal; }
+  td[data-label] { white-space: normal; min-width: 0; }
   .code { display: inline; }
   dl { grid-template-columns: minmax(0, 1fr); gap: 0; } dd { margin-bottom: .5rem; }
 }
