@@ -1,8 +1,8 @@
-"""The data tracker on the real broker: decisions routed, sequenced into audit.log with tiles, indexed by
-`exchange tracker index` (killed with SIGKILL halfway and restarted, rebuilt, indexed afresh: the same rows every
-time), then served by `exchange tracker serve`: the citizen's rows are exactly the PERMIT decisions about them
-in the log, hidden ones excepted; an operator's `exchange tracker show` is itself logged, listed to the citizen,
-and `exchange audit verify` accepts it."""
+"""The data tracker on the real broker, on SQLite and on a real PostgreSQL server: decisions routed, sequenced
+into audit.log with tiles, indexed by `exchange tracker index` (killed with SIGKILL halfway and restarted,
+rebuilt, indexed afresh: the same rows every time), then served by `exchange tracker serve`: the citizen's rows
+are exactly the PERMIT decisions about them in the log, hidden ones excepted until their time; an operator's
+`exchange tracker show` is itself logged, listed to the citizen, and `exchange audit verify` accepts it."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ import random
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2
+import pytest
 
 from exchange.audit import read_log_entries
 from exchange.audit.proof import check_proof
@@ -27,6 +28,7 @@ from exchange.router import RouterConfig, RouterThread, build_router
 from exchange.schemas.samples import sample_person_id
 from exchange.settings import Settings
 from exchange.tracker.store import TrackerStore
+from tests.integration.postgres import Db, postgres_server  # noqa: F401 - a fixture, asked for by name
 from tests.integration.router_world import World
 from tests.integration.sequencing import sequence
 
@@ -60,22 +62,46 @@ def _route(world: World, persons: list[str], per_type: int) -> int:
     return router.router.stats.audit_entries
 
 
-def _tables(path: Path) -> tuple[list[Any], ...]:
-    with sqlite3.connect(path) as db:
-        return tuple(db.execute(f"SELECT * FROM {t} ORDER BY log_index").fetchall()  # noqa: S608 - fixed names
+@dataclass
+class Index:
+    """One tracker database, as the commands are pointed at it and as the test reads it (its driver directly)."""
+
+    env: dict[str, str]
+    db: Db
+
+    def open(self) -> TrackerStore:
+        url = self.env.get("EXCHANGE_TRACKER_DATABASE_URL")
+        return TrackerStore.open(url, Path(self.env.get("EXCHANGE_TRACKER_DATABASE", "unused")))
+
+    def tables(self) -> tuple[list[Any], ...]:
+        return tuple(self.db.query(f"SELECT * FROM {t} ORDER BY log_index")  # noqa: S608 - fixed names
                      for t in ("tracker_entries", "tracker_rows", "tracker_hidden"))
 
+    def position(self) -> int | None:
+        try:
+            found = self.db.query("SELECT value FROM tracker_state WHERE name = 'next_index'")
+        except Exception:  # noqa: BLE001 - sqlite3 or psycopg: the table is not created yet
+            return None
+        return int(found[0][0]) if found else None
 
-def _wait_for_position(path: Path, process: subprocess.Popen[str], above: int) -> int:
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def indexes(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Index, Index]:
+    """Two empty tracker databases of one kind."""
+    if request.param == "sqlite":
+        return tuple(Index({"EXCHANGE_TRACKER_DATABASE": str(tmp_path / f"{n}.sqlite")},  # type: ignore[return-value]
+                           Db(f"sqlite:///{tmp_path / f'{n}.sqlite'}")) for n in ("killed", "fresh"))
+    server = request.getfixturevalue("postgres_server")
+    urls = [server.create_database() for _ in range(2)]
+    return tuple(Index({"EXCHANGE_TRACKER_DATABASE_URL": url}, Db(url)) for url in urls)  # type: ignore[return-value]
+
+
+def _wait_for_position(index: Index, process: subprocess.Popen[str], above: int) -> int:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with sqlite3.connect(path) as db:
-                found = db.execute("SELECT value FROM tracker_state WHERE name = 'next_index'").fetchone()
-        except sqlite3.Error:
-            found = None  # not created yet
-        if found is not None and found[0] > above:
-            return int(found[0])
+        found = index.position()
+        if found is not None and found > above:
+            return found
         time.sleep(0.01)  # polling the index's committed position, the condition checked above
     raise AssertionError(f"the indexer ended or stalled before passing entry {above}")
 
@@ -86,8 +112,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _expected(settings: Settings, world: World) -> tuple[dict[str, list[int]], int]:
-    """From the log itself: each subject's PERMIT entries, newest first, and how many are hidden."""
+def _expected(settings: Settings, world: World, *, hidden_too: bool = False) -> tuple[dict[str, list[int]], int]:
+    """From the log itself: each subject's PERMIT entries, newest first (without the hidden ones unless
+    ``hidden_too``), and how many are hidden."""
     shown: dict[str, list[tuple[Any, int]]] = defaultdict(list)
     hidden = 0
     for index, value in read_log_entries(settings):
@@ -96,12 +123,19 @@ def _expected(settings: Settings, world: World) -> tuple[dict[str, list[int]], i
             continue
         if entry["agreement_id"] == HIDING:
             hidden += 1
-            continue
+            if not hidden_too:
+                continue
         shown[entry["subject_ref"].decode()].append((entry["decided_at"], index))
     return {s: [i for _, i in sorted(rows, reverse=True)] for s, rows in shown.items()}, hidden
 
 
-def test_the_tracker_lists_exactly_the_permits_of_the_log(bootstrap: str, tmp_path: Path) -> None:
+def _rows(store: TrackerStore, subject: str, count: int) -> list[int]:
+    return [r.log_index for offset in range(0, count + 50, 50)
+            for r in store.page(subject, offset=offset, limit=50).rows]
+
+
+def test_the_tracker_lists_exactly_the_permits_of_the_log(bootstrap: str, tmp_path: Path,
+                                                          indexes: tuple[Index, Index]) -> None:
     world = World.create(bootstrap, tmp_path)
     settings = world.settings.model_copy(update={"audit_state_dir": tmp_path / "audit-state"})
     rng = random.Random(11)
@@ -115,36 +149,43 @@ def test_the_tracker_lists_exactly_the_permits_of_the_log(bootstrap: str, tmp_pa
     assert hidden > 0
 
     # Killed halfway, then restarted: the rows of an index made in one go.
-    first = tmp_path / "killed.sqlite"
-    process = subprocess.Popen([EXCHANGE, "tracker", "index", "--batch", "1"], env={
-        **os.environ, **env, "EXCHANGE_TRACKER_DATABASE": str(first)}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
-    at = _wait_for_position(first, process, decisions // 4)
+    killed, fresh = indexes
+    process = subprocess.Popen([EXCHANGE, "tracker", "index", "--batch", "1"], env={**os.environ, **env, **killed.env},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    at = _wait_for_position(killed, process, decisions // 4)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)
     assert at < decisions, "the indexer finished before it could be killed"
-    resumed = json.loads(_run({**env, "EXCHANGE_TRACKER_DATABASE": str(first)}, "tracker", "index").stdout)
+    resumed = json.loads(_run({**env, **killed.env}, "tracker", "index").stdout)
     assert resumed["next_index"] == decisions
     assert resumed["indexed"] <= decisions - at + 1
-    second = tmp_path / "fresh.sqlite"
-    fresh = json.loads(_run({**env, "EXCHANGE_TRACKER_DATABASE": str(second)}, "tracker", "index").stdout)
-    assert fresh["entries"] == decisions
-    assert fresh["hidden"] == hidden
-    assert _tables(first) == _tables(second)
-    _run({**env, "EXCHANGE_TRACKER_DATABASE": str(second)}, "tracker", "index", "--rebuild")
-    assert _tables(first) == _tables(second)
+    made = json.loads(_run({**env, **fresh.env}, "tracker", "index").stdout)
+    assert made["entries"] == decisions
+    assert made["hidden"] == hidden
+    assert killed.tables() == fresh.tables()
+    _run({**env, **fresh.env}, "tracker", "index", "--rebuild")
+    assert killed.tables() == fresh.tables()
 
-    with TrackerStore.open(path=second) as store:
+    with fresh.open() as store:
         for subject, indices in expected.items():
-            assert [r.log_index for offset in range(0, len(indices), 50)
-                    for r in store.page(subject, offset=offset, limit=50).rows] == indices
+            assert _rows(store, subject, len(indices)) == indices
+
+    # Hidden rows appear at their time: 180 days after each decision, not a microsecond before.
+    everything, _ = _expected(settings, world, hidden_too=True)
+    with killed.open() as store:
+        due = sorted(v for (v,) in killed.db.query("SELECT visible_from FROM tracker_hidden"))
+        assert len(due) == hidden
+        assert store.release(now=due[0] - 1) == 0
+        assert store.release(now=due[-1]) == hidden
+        for subject, indices in everything.items():
+            assert _rows(store, subject, len(indices)) == indices
 
     # Served: a citizen's API answer is their rows, with proofs that check against the log's key.
     person = persons[0]
     subject = world.context.pseudonymiser.subject(person)
     token = _run(env, "tracker", "token", "--person", person).stdout.strip()
     jwk = Path(world.settings.keystore) / "tracker-issuer.jwt-issuer.jwk.json"
-    serving = {**env, "EXCHANGE_TRACKER_DATABASE": str(second), "EXCHANGE_TRACKER_ISSUER_KEY": str(jwk)}
+    serving = {**env, **fresh.env, "EXCHANGE_TRACKER_ISSUER_KEY": str(jwk)}
     port = _free_port()
     server = subprocess.Popen([EXCHANGE, "tracker", "serve", "--port", str(port), "--no-index"],
                               env={**os.environ, **serving}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -172,15 +213,15 @@ def test_the_tracker_lists_exactly_the_permits_of_the_log(bootstrap: str, tmp_pa
     assert person not in out + err
 
     # An operator's lookup is an access of its own: logged, verified, listed to the citizen.
-    shown = json.loads(_run(env | {"EXCHANGE_TRACKER_DATABASE": str(second)}, "tracker", "show", "--person", person,
+    shown = json.loads(_run(env | fresh.env, "tracker", "show", "--person", person,
                             "--operator", "population-registry", "--basis", "GDPR Art. 15, request 2026/117",
                             "--json").stdout)
     assert shown["subject_ref"] == subject
     assert len(shown["entries"]) == sum(1 for i, v in read_log_entries(settings)
                                         if world.context.catalogue.decode(v)[1]["subject_ref"] == subject.encode())
     sequence(settings, world.context.keystore, decisions + 1, every=200, tiles=tiles)
-    _run({**env, "EXCHANGE_TRACKER_DATABASE": str(second)}, "tracker", "index")
-    with TrackerStore.open(path=second) as store:
+    _run({**env, **fresh.env}, "tracker", "index")
+    with fresh.open() as store:
         newest_row = store.page(subject, limit=1).rows[0]
     assert (newest_row.log_index, newest_row.purpose, newest_row.recipient) == (
         decisions, "subject-access-request", "population-registry")
