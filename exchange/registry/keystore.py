@@ -118,7 +118,7 @@ class Keystore:
         written: list[Path] = []
         try:
             for f, content, mode in zip(files, contents, modes, strict=True):
-                _write_new(f, content, mode)
+                write_new_key_file(f, content, mode)
                 written.append(f)
         except BaseException:
             for f in written:
@@ -162,7 +162,9 @@ class Keystore:
     def _private(self, identity_id: str, suffix: str, parse: Callable[[str], _K], what: str) -> _K:
         path = self._file(identity_id, suffix)
         try:
-            key = parse(_read_private(path, identity_id))
+            key = parse(read_private_key_file(
+                path, f"no key file {path} for {identity_id!r} (fix: exchange keys new {identity_id} --keystore "
+                      f"{path.parent})"))
         except KeyFormatError as exc:
             raise KeystoreError(f"{path} is not {what}: {exc}") from exc
         if key.name != identity_id:
@@ -283,7 +285,8 @@ def _replace_file(path: Path, content: str) -> None:
         raise KeystoreError(f"cannot write {path}: {exc.strerror}") from exc
 
 
-def _write_new(path: Path, content: str, mode: int) -> None:
+def write_new_key_file(path: Path, content: str, mode: int) -> None:
+    """Create ``path`` with exactly ``mode`` and ``content``, synced; never over an existing file."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     except FileExistsError:
@@ -300,13 +303,13 @@ def _write_new(path: Path, content: str, mode: int) -> None:
         os.close(fd)
 
 
-def _read_private(path: Path, identity_id: str) -> str:
+def read_private_key_file(path: Path, missing: str) -> str:
+    """The ASCII text of the private key file ``path``, refused unless it is a regular file that only its owner
+    can access; ``missing`` is the message when it does not exist."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        raise KeystoreError(
-            f"no key file {path} for {identity_id!r} (fix: exchange keys new {identity_id} --keystore {path.parent})"
-        ) from None
+        raise KeystoreError(missing) from None
     except OSError as exc:
         raise KeystoreError(f"cannot read {path}: {exc.strerror}") from exc
     try:

@@ -33,7 +33,6 @@ import json
 import math
 import os
 import re
-import stat
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +49,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from exchange.crypto.errors import KeyFormatError
 from exchange.errors import ConfigError, ExchangeError
 from exchange.registry.errors import KeystoreError
+from exchange.registry.keystore import read_private_key_file, write_new_key_file
 
 if TYPE_CHECKING:
     from exchange.settings import Settings
@@ -771,7 +771,7 @@ def ensure_demo_issuer_key(
     if private_path.exists():
         existing = load_issuer_signing_key(keystore, name)
         if not public_path.exists():
-            _write_new(public_path, json.dumps(existing.issuer_key.to_jwk(), indent=2) + "\n", _PUBLIC_MODE)
+            write_new_key_file(public_path, json.dumps(existing.issuer_key.to_jwk(), indent=2) + "\n", _PUBLIC_MODE)
         return existing
     key = IssuerSigningKey.generate(algorithm)
     directory = private_path.parent
@@ -781,9 +781,9 @@ def ensure_demo_issuer_key(
             os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
     except OSError as exc:
         raise KeystoreError(f"cannot create keystore directory {directory}: {exc.strerror}") from None
-    _write_new(private_path, key.export_private_pem(), _PRIVATE_MODE)
+    write_new_key_file(private_path, key.export_private_pem(), _PRIVATE_MODE)
     try:
-        _write_new(public_path, json.dumps(key.issuer_key.to_jwk(), indent=2) + "\n", _PUBLIC_MODE)
+        write_new_key_file(public_path, json.dumps(key.issuer_key.to_jwk(), indent=2) + "\n", _PUBLIC_MODE)
     except BaseException:
         private_path.unlink(missing_ok=True)
         raise
@@ -793,7 +793,7 @@ def ensure_demo_issuer_key(
 def load_issuer_signing_key(keystore: Path | str, name: str = "tracker-issuer") -> IssuerSigningKey:
     """The demo issuer's private key from ``keystore``; :class:`KeystoreError` if missing, too open or not a key."""
     private_path, _ = _demo_paths(keystore, name)
-    text = _read_private(private_path)
+    text = read_private_key_file(private_path, f"no issuer key file {private_path}")
     try:
         return IssuerSigningKey.from_private_pem(text)
     except KeyFormatError as exc:
@@ -806,48 +806,3 @@ def _demo_paths(keystore: Path | str, name: str) -> tuple[Path, Path]:
         raise KeystoreError(f"issuer key name {name!r} is not a slug (lowercase letters, digits, '-')")
     directory = Path(keystore)
     return directory / f"{name}.jwt-issuer.key", directory / f"{name}.jwt-issuer.jwk.json"
-
-
-def _write_new(path: Path, content: str, mode: int) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except FileExistsError:
-        raise KeystoreError(f"{path} exists: refusing to overwrite a key file") from None
-    except OSError as exc:
-        raise KeystoreError(f"cannot create {path}: {exc.strerror}") from None
-    try:
-        os.fchmod(fd, mode)  # the umask may have narrowed the mode; set it exactly
-        data = content.encode("ascii")
-        while data:
-            data = data[os.write(fd, data) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _read_private(path: Path) -> str:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        raise KeystoreError(f"no issuer key file {path}") from None
-    except OSError as exc:
-        raise KeystoreError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        # fstat on the open descriptor: the checked file is the one read, whatever happens to the path.
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise KeystoreError(f"{path} is not a regular file")
-        if st.st_mode & 0o077:
-            raise KeystoreError(
-                f"{path} has mode {stat.S_IMODE(st.st_mode):04o}: group or others can access a private key "
-                f"(fix: chmod 600 {path})"
-            )
-        chunks: list[bytes] = []
-        while chunk := os.read(fd, 4096):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    try:
-        return b"".join(chunks).decode("ascii")
-    except UnicodeDecodeError:
-        raise KeystoreError(f"{path} is not a key file (not ASCII text)") from None
