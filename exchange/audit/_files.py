@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["fsync_directory", "write_atomically"]
+__all__ = ["fsync_directory", "read_bounded", "write_atomically"]
 
 
 def write_atomically(path: Path, data: bytes, *, fsync: bool = True, sync_directory: bool = True) -> None:
@@ -33,3 +33,10 @@ def fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_bounded(path: Path, limit: int) -> bytes | None:
+    """The bytes of ``path``, or None if it holds more than ``limit`` of them; OSError as ``open`` raises it."""
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    return None if len(data) > limit else data

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from exchange.audit._files import read_bounded
 from exchange.audit.errors import AuditError
 from exchange.audit.proof import InclusionProof, format_proof
 from exchange.audit.tiles import CHECKPOINT_PATH, TileError, TileReader
@@ -73,11 +74,10 @@ def prove_entry(reader: TileReader, index: int, note: str | None = None) -> Prov
 def _read_note(directory: Path) -> str:
     path = directory / CHECKPOINT_PATH
     try:
-        with path.open("rb") as f:
-            data = f.read(_MAX_CHECKPOINT + 1)
+        data = read_bounded(path, _MAX_CHECKPOINT)
     except OSError as exc:
         raise TilesError(f"cannot read the tiles' checkpoint {path}: {exc.strerror}") from None
-    if len(data) > _MAX_CHECKPOINT:
+    if data is None:
         raise TilesError(f"the tiles' checkpoint {path} is larger than {_MAX_CHECKPOINT} bytes")
     try:
         return data.decode()

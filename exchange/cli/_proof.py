@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from exchange.audit._files import read_bounded
 from exchange.audit.log import read_checkpoints
 from exchange.audit.proof import (
     CONSISTENCY_HEADER,
@@ -228,11 +229,10 @@ def _sizes(published: dict[int, tuple[Checkpoint, str]]) -> str:
 
 def _read(path: Path, what: str, limit: int = _MAX_INPUT) -> bytes:
     try:
-        with path.open("rb") as f:
-            data = f.read(limit + 1)
+        data = read_bounded(path, limit)
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from exc
-    if len(data) > limit:
+    if data is None:
         raise ConfigError(f"{what} {path} is larger than {limit} bytes")
     return data
 
