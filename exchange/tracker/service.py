@@ -169,8 +169,7 @@ class _Tracker:
 
     async def home(self, request: Request) -> Response:
         if "authorization" not in request.headers and COOKIE not in request.cookies:
-            _only(request, set())
-            return _html(pages.signin_page())
+            return _html(pages.signin_page())  # whatever the query: an expired session's links lead here
         _, subject = self.citizen(request, cookie=True)
         params = _only(request, {"from", "to", "agency", "page"})
         first, last = _day(params, "from"), _day(params, "to")
@@ -405,8 +404,8 @@ def _refusal(request: Request, refused: _Refused) -> Response:
         for name, value in refused.headers.items():
             response.headers[name] = value
         return response
-    return HTMLResponse(pages.error_page(refused.status, refused.message), status_code=refused.status,
-                        headers=refused.headers)
+    return HTMLResponse(pages.error_page(refused.status, refused.message, signed_in=COOKIE in request.cookies),
+                        status_code=refused.status, headers=refused.headers)
 
 
 async def _refused(request: Request, exc: Exception) -> Response:

@@ -337,3 +337,11 @@ def test_no_query_or_path_makes_a_500(log: Log, params: dict[str, str], path: st
     assert listed.status_code in {200, 400}
     assert other.status_code in {200, 400, 403, 404, 503}
     assert page.status_code in {200, 400}
+
+
+def test_a_signed_out_link_leads_to_the_sign_in_form(log: Log) -> None:
+    """After the session cookie expires, the list's own links (a page, a filter) show the sign-in form."""
+    with _client(log) as client:
+        answer = client.get("/", params={"page": "2", "agency": "tax-board"})
+    assert answer.status_code == 200
+    assert 'name="token"' in answer.text
