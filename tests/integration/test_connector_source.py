@@ -3,18 +3,23 @@ transaction, bad records dead-lettered while the stream goes on, a restart resum
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka.admin import NewTopic
 
 from connectors.sdk import BadRecord, ConnectorConfig, Offset, OffsetError, Source, SourceRecord
-from connectors.sdk.source_runtime import SourceRunner, ToleranceExceededError, offsets_topic
+from connectors.sdk.source_runtime import FIRST_BACKOFF_S, SourceRunner, ToleranceExceededError, offsets_topic
 from exchange.envelope import EnvelopeVerifier
+from exchange.kafka import make_admin
 from tests.integration.router_world import World
 
 EXCHANGE = shutil.which("exchange") or str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "exchange")
@@ -48,7 +53,7 @@ class ListSource(Source):
 
 
 def _config(name: str, **extra: Any) -> ConnectorConfig:
-    return ConnectorConfig(name=name, kind="test", max_batch=100, **extra)
+    return ConnectorConfig(name=name, kind="test", **{"max_batch": 100, **extra})
 
 
 def _events(world: World) -> list[str]:
@@ -138,3 +143,57 @@ def test_reset_offset_moves_where_a_source_resumes(bootstrap: str, tmp_path: Pat
     assert done.returncode == 0, done.stderr
     assert SourceRunner(ListSource(records), _config("list-five"), agency=AGENCY,
                         settings=world.settings).position is None
+
+
+class WatchedListSource(ListSource):
+    """A ListSource that records where each poll starts, and when."""
+
+    def __init__(self, records: Sequence[dict[str, Any]], batch: int) -> None:
+        super().__init__(records, batch=batch)
+        self.polls: list[tuple[float, Offset | None]] = []
+
+    def poll(self, after: Offset | None) -> Iterator[SourceRecord]:
+        self.polls.append((time.monotonic(), None if after is None else dict(after)))
+        return super().poll(after)
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        time.sleep(0.05)  # polling the runner's counters, the condition checked above
+
+
+def test_while_kafka_takes_no_records_the_source_is_not_read_ahead(bootstrap: str, tmp_path: Path) -> None:
+    """The ingress topic deleted under a running source (on a shared broker, Kafka away for this connector
+    alone): each batch fails, is aborted and waits a doubling backoff; the source is polled once an attempt,
+    always from the committed offset and never during a wait, so what is in flight is one batch. Once the topic
+    is back every record arrives once."""
+    world = World.create(bootstrap, tmp_path)
+    records = world.records(TYPE, 120, seed=9)
+    source = WatchedListSource(records, batch=40)
+    runner = SourceRunner(source, _config("list-away", max_batch=40), agency=AGENCY, settings=world.settings)
+    admin = make_admin(bootstrap=bootstrap)
+    topic = world.settings.topic_prefix + f"ingress.{TYPE}"
+    (deleted,) = admin.delete_topics([topic], operation_timeout=60).values()
+    deleted.result(timeout=60)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    try:
+        _wait(lambda: len(source.polls) >= 4, "a fourth attempt, after three aborted ones")
+        polls, aborted = len(source.polls), runner.stats.aborted
+        assert polls <= aborted + 1  # one poll an attempt: none while produce or the backoff waits
+        assert runner.stats.records == 0
+        assert [after for _, after in source.polls] == [None] * polls  # each from the committed offset
+        gaps = [b - a for (a, _), (b, _) in itertools.pairwise(source.polls)]
+        assert gaps[1] >= 0.9 * FIRST_BACKOFF_S
+        assert gaps[2] >= 1.8 * FIRST_BACKOFF_S  # the wait doubles while Kafka stays away
+        (created,) = admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1,
+                                                   config={"message.timestamp.type": "LogAppendTime"})],
+                                         operation_timeout=60).values()
+        created.result(timeout=60)
+        _wait(lambda: runner.stats.records == len(records), "every record published once the topic is back")
+    finally:
+        runner.stop()
+        thread.join(timeout=90)
+    assert len(set(_events(world))) == len(_events(world)) == len(records)
