@@ -504,11 +504,43 @@ def read_ranges(ranges: Mapping[tuple[str, int], tuple[int, int]], *, settings: 
                                "reading ranges", stops={tp: stop for tp, (_, stop) in ranges.items()})
 
 
+_SETTLE_S = 5.0
+"""How long a read waits for transactions still open at its tail to be decided."""
+
+
+def _settled(consumer: Consumer, ends: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+    """The last stable offsets once the transactions open at the tail when asked are decided (or after
+    :data:`_SETTLE_S`).
+
+    Under read_committed the end of a partition is its last stable offset, which stops before any transaction
+    not yet decided, and a producer's commit returns before the broker has written the commit markers that move
+    it: read right after a commit, the end would leave out what was just committed. The high watermarks, read
+    uncommitted, say how far the undecided records reach; the stable offsets are asked again until they get
+    there."""
+    uncommitted = _Consumer({**consumer._config, "isolation.level": "read_uncommitted"})
+    try:
+        high = {tp: uncommitted.get_watermark_offsets(_TopicPartition(consumer.names.physical(tp[0]), tp[1]),
+                                                      timeout=10, cached=False)[1] for tp in ends}
+    except _CKafkaException:
+        return ends  # the committed ends stand as they were read
+    finally:
+        uncommitted.close()
+    waiting = {tp for tp, end in ends.items() if high[tp] > end}
+    deadline = time.monotonic() + _SETTLE_S
+    while waiting and time.monotonic() < deadline:
+        time.sleep(0.01)  # the brokers write the commit markers within milliseconds; bounded by the deadline
+        for tp, end in consumer.end_offsets(waiting).items():
+            ends[tp] = end
+            if end >= high[tp]:
+                waiting.discard(tp)
+    return ends
+
+
 def _read_until_end(consumer: Consumer, starts: Mapping[tuple[str, int], int], timeout: float,
                     what: str, stops: Mapping[tuple[str, int], int] | None = None) -> list[ConsumedRecord]:
     """The committed records from each partition's start offset up to its end offset as of the call (or its
     stop offset, if that comes first)."""
-    ends = consumer.end_offsets(list(starts))
+    ends = _settled(consumer, consumer.end_offsets(list(starts)))
     if stops is not None:
         ends = {tp: min(end, stops.get(tp, end)) for tp, end in ends.items()}
     remaining = {tp: end for tp, end in ends.items() if end > starts[tp]}

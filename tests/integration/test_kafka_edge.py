@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from confluent_kafka import TopicPartition
 
-from exchange.kafka import Consumer, Producer, TransactionalProducer, make_admin
+from exchange.kafka import Consumer, Producer, TransactionalProducer, make_admin, read_to_end
 from exchange.kafka.admin import apply_topics
 from exchange.topics import TopicInputs, expand, load_spec
 
@@ -123,3 +123,24 @@ def test_topics_apply_is_idempotent(bootstrap: str, tmp_path: Path, unique: str,
     assert [(c.topic, c.action) for c in third] == [(f"{unique}.exchange.quarantine", "config")]
     assert "-> 3600000" in third[0].detail
     admin.delete_topics([s.name for s in specs], operation_timeout=30)
+
+
+def test_read_to_end_right_after_a_commit_holds_every_committed_record(
+        bootstrap: str, make_topic: Callable[..., str], unique: str) -> None:
+    """A commit returns before the broker has written its markers; a read at once still has all of it, and a
+    transaction still open when the read starts is waited for, then left out when it never decides."""
+    topic = make_topic(f"t.settle.{unique}")
+    txn = TransactionalProducer(f"settle-{unique}", bootstrap=bootstrap)
+    for round_ in range(5):
+        txn.begin()
+        for i in range(20):
+            txn.produce(topic, f"r{round_}-{i}".encode())
+        txn.commit()
+        assert len(read_to_end(topic, bootstrap=bootstrap)) == 20 * (round_ + 1)
+    txn.begin()
+    txn.produce(topic, b"undecided")
+    txn.flush()
+    values = [r.value for r in read_to_end(topic, bootstrap=bootstrap)]
+    txn.abort()
+    assert len(values) == 100
+    assert b"undecided" not in values
