@@ -55,6 +55,7 @@ from exchange.envelope.attributes import ce_headers
 from exchange.errors import ConfigError
 from exchange.kafka import ConsumedRecord, Consumer, KafkaError, TransactionalProducer, read_to_end
 from exchange.log import get_logger
+from exchange.metrics import CHECKPOINT_AGE
 from exchange.router.entries import EntryWriter
 from exchange.settings import Settings, get_settings
 
@@ -117,6 +118,9 @@ class Sequencer:
         self._witnessed: dict[str, int] = {}
         self._quarantine = EntryWriter(AUDIT_IDENTITY, Context(self.settings).catalogue, frozenset(), frozenset())
         self._last_checkpoint = time.monotonic()
+        self._published_at = time.time()
+        """When this sequencer last published a checkpoint (or started): the checkpoint-age gauge counts from it."""
+        CHECKPOINT_AGE.set_function(lambda: max(0.0, time.time() - self._published_at))
         self._assign()
 
     @property
@@ -279,6 +283,7 @@ class Sequencer:
         if self._tiles is not None:
             self._tiles.write_checkpoint(cosigned)
         self.stats.checkpoints += 1
+        self._published_at = time.time()
         _log.info("checkpoint published", size=head.size, origin=self.origin, witnesses=len(self.config.witnesses))
         return True
 

@@ -3,6 +3,7 @@ checkpoints that verify against the replayed tree, a restart that resumes, and a
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from exchange.audit import (
 from exchange.crypto.checkpoint import open_checkpoint
 from exchange.crypto.cosignature import Cosigner
 from exchange.crypto.keys import Signer
+from exchange.metrics import REGISTRY
 from exchange.router import RouterConfig, RouterThread, build_router
 from exchange.runner import ServiceThread
 from exchange.settings import Settings
@@ -64,8 +66,12 @@ def test_every_decision_is_sequenced_once_and_a_restart_resumes(bootstrap: str, 
     first = ServiceThread(_sequencer(world, settings), "sequencer")
     try:
         first.wait_for(lambda s: s.size == decisions and s.signed is not None and s.signed.size == decisions)
+        age = REGISTRY.get_sample_value("exchange_checkpoint_age_seconds")
+        since = time.time() - first.service._published_at
     finally:
         first.stop()
+    assert age is not None
+    assert 0 <= age <= since  # the time since the checkpoint just published, read a moment before
     assert _verify(world, settings)[0] == decisions
 
     _route(world, per_type=30, seed=2)
