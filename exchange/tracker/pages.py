@@ -164,7 +164,7 @@ checkpoint of {checkpoint_size} entries the proof carries{" with the witnesses' 
 <li><a href="/proofs/{row.log_index}/entry.bin" download>Download the entry</a> (the access-log record, binary)</li>
 </ul>
 <p>Then, on any computer with the exchange installed and no network:</p>
-<pre><code>exchange audit check-proof proof.txt --entry entry.bin --origin '{escape(keys.origin)}' \\
+<pre><code>exchange audit check-proof proof-{row.log_index}.txt --entry entry-{row.log_index}.bin --origin '{escape(keys.origin)}' \\
   --log-key '{escape(keys.log_key)}'{witnesses}</code></pre>
 <p>It prints <samp>ok: entry {row.log_index} … the entry matches</samp> when the entry is in the signed log.</p>
 <p><a href="/">Back to your accesses</a></p>""", signed_in=True)

@@ -288,7 +288,8 @@ def test_a_citizen_signs_in_sees_their_accesses_and_checks_a_proof(
     _wait(chromium, f"Proof of entry {newest}")
     assert chromium.current_url == f"{base}/proofs/{newest}"
     command = chromium.find_element(By.CSS_SELECTOR, "main pre code").text
-    assert command.startswith(f"exchange audit check-proof proof.txt --entry entry.bin --origin '{ORIGIN}'")
+    assert command.startswith(f"exchange audit check-proof proof-{newest}.txt --entry entry-{newest}.bin "
+                              f"--origin '{ORIGIN}'")
     assert story.log.keys.log_key in command
     proof_href = chromium.find_element(By.CSS_SELECTOR, "a[href$='/proof.txt']").get_attribute("href")
     entry_href = chromium.find_element(By.CSS_SELECTOR, "a[href$='/entry.bin']").get_attribute("href")
