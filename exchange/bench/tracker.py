@@ -94,6 +94,8 @@ class TrackerFigures:
     index_target_met: bool
     page_target_met: bool
     api_target_met: bool
+    namespace: str
+    """The run's topic prefix (its topics are deleted afterwards)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,7 +130,7 @@ def bench_tracker(world: BenchWorld, entries: int, subject_rows: int, requests: 
     return TrackerFigures(
         entries, subject_rows, log.hidden, api_total, round(written), round(rate), round(index_s, 2), requests,
         burst, *p["page"], *p["api"], TARGET_ENTRIES_PER_S, TARGET_P99_MS, rate >= TARGET_ENTRIES_PER_S,
-        p["page"][1] <= TARGET_P99_MS, p["api"][1] <= TARGET_P99_MS)
+        p["page"][1] <= TARGET_P99_MS, p["api"][1] <= TARGET_P99_MS, settings.topic_prefix)
 
 
 def _publish_bundle(world: BenchWorld, settings: Settings) -> PolicyBundle:
