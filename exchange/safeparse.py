@@ -71,6 +71,8 @@ MAX_NODES = 50_000
 _NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 # Raised by the YAML constructors (and json) for values they recognise but cannot build.
 _BUILD_ERRORS = (ValueError, OverflowError, TypeError)
+# Raised by them for a scalar explicitly tagged with a type its text does not have.
+_MISSHAPEN_ERRORS = (LookupError, AttributeError)
 
 
 class SafeParseError(ExchangeError):
@@ -197,6 +199,13 @@ class _Bounded(Composer, SafeConstructor, Resolver):
             return super().construct_object(node, deep)
         except _BUILD_ERRORS as exc:
             raise _Refused(node.start_mark.line + 1, f"cannot read the value {_excerpt(node)}: {exc}") from None
+        except _MISSHAPEN_ERRORS:
+            # PyYAML's constructors trust a scalar to have its tag's form: true of a resolved tag, not of one
+            # written out (``!!bool x``, ``!!int ''``, ``!!timestamp x`` fail with a KeyError, IndexError, ...).
+            if not isinstance(node, ScalarNode):
+                raise
+            raise _Refused(node.start_mark.line + 1, f"cannot read the value {_excerpt(node)}: not a valid "
+                                                     f"!!{node.tag.rsplit(':', 1)[-1]}") from None
 
 
 def _excerpt(node: Node) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -202,6 +203,22 @@ def test_values_the_constructor_cannot_build_are_typed_errors(value: str, reason
     assert err.line == 2
     assert err.reason.startswith("cannot read the value ")
     assert reason in err.reason
+
+
+@pytest.mark.parametrize(("value", "tag"), [
+    ("!!timestamp x", "timestamp"),  # found by the fuzzer: an AttributeError inside PyYAML
+    ("!!bool x", "bool"),  # a KeyError
+    ("!!bool ''", "bool"),
+    ("!!int ''", "int"),  # an IndexError
+    ("!!float ''", "float"),
+])
+def test_a_scalar_tagged_with_a_type_it_has_not_is_a_typed_error(value: str, tag: str) -> None:
+    """PyYAML's constructors assume a scalar has its tag's form; one tagged by hand need not."""
+    err = refused(lambda: parse_yaml(f"a: 1\nb: {value}\n", "x.yaml"), SafeParseError)
+    assert (err.path, err.line) == ("x.yaml", 2)
+    assert err.reason.startswith("cannot read the value ")
+    assert err.reason.endswith(f": not a valid !!{tag}")
+    assert parse_yaml("a: !!timestamp 2024-01-01\nb: !!bool yes\n").data == {"a": date(2024, 1, 1), "b": True}
 
 
 @pytest.mark.parametrize(("text", "line", "reason"), [
