@@ -49,3 +49,27 @@ broker-down: install
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# The long fuzz run: every harness of tests/fuzz (envelope verifier, delivery opener, configuration loaders) for
+# its share of FUZZ_INPUTS inputs, FUZZ_JOBS at a time, at low priority; failures go to tests/fuzz/corpus/crashes/.
+FUZZ_INPUTS ?= 1000000
+FUZZ_SECONDS ?= 5400
+FUZZ_JOBS ?= 2
+
+.PHONY: fuzz
+fuzz: install
+	nice -n 19 $(BIN)/python -m tests.fuzz run --inputs $(FUZZ_INPUTS) --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS)
+
+# Deployment artefacts (deploy/compose, deploy/kubernetes, deploy/grafana, deploy/prometheus; docs/operations.md):
+#   make deploy-generate   regenerate deploy/kubernetes/*.yaml and the Grafana dashboard from their sources
+#   make check-deploy      validate every artefact; installs its tools once into ~/.cache/exchange/deploy-tools
+.PHONY: deploy-generate deploy-tools check-deploy
+
+deploy-generate: install
+	$(BIN)/python -m exchange.deploy generate
+
+deploy-tools: install
+	$(BIN)/python deploy/check/tools.py install
+
+check-deploy: deploy-tools
+	$(BIN)/python deploy/check/check.py

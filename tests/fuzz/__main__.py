@@ -1,0 +1,160 @@
+"""``python -m tests.fuzz run --inputs N [--seconds S] [--jobs J] [--harness NAME …] [--engine atheris|plain]``:
+every harness (or the named ones) for its share of N inputs and of S seconds, J at a time, then a table of
+inputs, inputs per second and distinct failures per harness. Exit status 1 if any failure was found.
+
+``python -m tests.fuzz repro FILE…``: replay saved inputs (``tests/fuzz/corpus/crashes/<harness>-….bin``) and show
+what each raises now. ``python -m tests.fuzz seeds``: write each harness's seeds under ``corpus/seeds/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tests.fuzz.engine import CORPUS, CRASHES, ROOT, Recorder, plain_loop, replay
+from tests.fuzz.targets import TARGETS, build
+
+WEIGHTS = {"envelope": 3, "opener": 3, "plaintext": 1, "policy": 1, "registry": 0.25, "topics": 0.5,
+           "connector": 0.75, "safeparse": 0.5}
+"""Shares of the inputs, by how fast each harness runs (the registry's file is the largest to parse)."""
+
+
+def _shares(names: list[str], total: int) -> dict[str, int]:
+    weight = sum(WEIGHTS[n] for n in names)
+    shares = {n: int(total * WEIGHTS[n] / weight) for n in names}
+    shares[names[0]] += total - sum(shares.values())
+    return shares
+
+
+def _run_atheris(name: str, inputs: int, seconds: float, logs: Path) -> dict[str, object]:
+    stats = logs / f"{name}.json"
+    log = logs / f"{name}.log"
+    command = [sys.executable, "-m", "tests.fuzz.worker", name, str(stats), str(inputs), str(seconds)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with log.open("wb") as out:
+        code = subprocess.call(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+    result: dict[str, object] = (json.loads(stats.read_text(encoding="utf-8")) if stats.exists()
+                                 else {"harness": name, "inputs": 0, "seconds": 0.0, "failures": {}})
+    if code != 0:  # a deadly signal, a libFuzzer timeout or out-of-memory: the input is in the crash folder
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
+        failures = dict(result["failures"])  # type: ignore[call-overload]
+        failures[f"worker exited with {code}"] = 1
+        result["failures"] = failures
+        print(f"{name}: the worker exited with {code}; its log ends:\n  " + "\n  ".join(tail), flush=True)
+    return result
+
+
+def _run_plain(name: str, inputs: int, seconds: float) -> dict[str, object]:
+    recorder = Recorder(build(name))
+    plain_loop(recorder, inputs=inputs, seconds=seconds)
+    return recorder.stats()
+
+
+def _table(results: list[dict[str, object]]) -> str:
+    rows = [("harness", "inputs", "inputs/s", "seconds", "distinct failures")]
+    total_inputs = total_seconds = 0.0
+    kinds: set[str] = set()
+    for r in results:
+        inputs, seconds = int(r["inputs"]), float(r["seconds"])  # type: ignore[call-overload]
+        failures: dict[str, int] = r["failures"]  # type: ignore[assignment]
+        kinds.update(f"{r['harness']}: {k}" for k in failures)
+        total_inputs += inputs
+        total_seconds += seconds
+        rows.append((str(r["harness"]), f"{inputs:,}", f"{inputs / max(seconds, 1e-9):,.0f}", f"{seconds:,.0f}",
+                     str(len(failures))))
+    rows.append(("total", f"{int(total_inputs):,}", f"{total_inputs / max(total_seconds, 1e-9):,.0f}",
+                 f"{total_seconds:,.0f}", str(len(kinds))))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths,
+                                                                                                  strict=True)))
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.insert(-1, lines[1])
+    for kind in sorted(kinds):
+        lines.append(f"failure  {kind}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    names = args.harness or list(TARGETS)
+    engine = args.engine
+    if engine == "atheris" and importlib.util.find_spec("atheris") is None:
+        print("atheris is not installed: running the plain mutational loop", flush=True)
+        engine = "plain"
+    shares = _shares(names, args.inputs)
+    weight = sum(WEIGHTS[n] for n in names)
+    seconds = {n: args.seconds * WEIGHTS[n] / weight * args.jobs for n in names}
+    started = time.monotonic()
+    print(f"fuzzing {', '.join(f'{n} {shares[n]:,}' for n in names)} inputs with {engine}, {args.jobs} at a time; "
+          f"failures go to {CRASHES.relative_to(ROOT)}/", flush=True)
+    with tempfile.TemporaryDirectory(prefix="exchange-fuzz-logs-") as folder:
+        logs = Path(folder)
+
+        def one(name: str) -> dict[str, object]:
+            if engine == "atheris":
+                result = _run_atheris(name, shares[name], seconds[name], logs)
+            else:
+                result = _run_plain(name, shares[name], seconds[name])
+            print(f"{name}: {int(result['inputs']):,} inputs in {float(result['seconds']):,.0f}s, "  # type: ignore[call-overload]
+                  f"{len(result['failures'])} distinct failures", flush=True)  # type: ignore[arg-type]
+            return result
+
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            results = list(pool.map(one, names))
+    print(f"\n{_table(results)}\nwall time {time.monotonic() - started:,.0f}s", flush=True)
+    return 1 if any(r["failures"] for r in results) else 0
+
+
+def repro(args: argparse.Namespace) -> int:
+    status = 0
+    for file in args.files:
+        name = Path(file).name.split("-", 1)[0]
+        exc = replay(build(name), Path(file).read_bytes())
+        if exc is None:
+            print(f"{file}: handled as the rule says")
+        else:
+            status = 1
+            print(f"{file}:\n{''.join(traceback.format_exception(exc))}")
+    return status
+
+
+def seeds(_: argparse.Namespace) -> int:
+    for name in TARGETS:
+        folder = CORPUS / "seeds" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, seed in enumerate(build(name).seeds()):
+            (folder / f"seed-{i}").write_bytes(seed)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.fuzz")
+    commands = parser.add_subparsers(dest="command", required=True)
+    r = commands.add_parser("run", help="fuzz every harness for its share")
+    r.add_argument("--inputs", type=int, default=100_000, help="inputs in all, shared among the harnesses")
+    r.add_argument("--seconds", type=float, default=3600, help="time in all (a harness stops at its share)")
+    r.add_argument("--jobs", type=int, default=1, help="harnesses run at once")
+    r.add_argument("--harness", action="append", choices=sorted(TARGETS), help="only these (repeatable)")
+    r.add_argument("--engine", choices=["atheris", "plain"], default="atheris")
+    r.set_defaults(func=run)
+    p = commands.add_parser("repro", help="replay saved inputs")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=repro)
+    s = commands.add_parser("seeds", help="write the seeds under corpus/seeds/")
+    s.set_defaults(func=seeds)
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""One harness in a process of its own, under atheris (libFuzzer), instrumenting the exchange's code and PyYAML
+for coverage: ``python -m tests.fuzz.worker NAME STATS INPUTS SECONDS [libFuzzer flags…]``.
+
+It stops itself once it has run INPUTS inputs or SECONDS have passed, after writing its counts to STATS (JSON);
+failures are written to the crash folder as they are found. Nothing of the exchange is imported before the
+instrumentation is in place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import atheris  # type: ignore[import-not-found]  # optional: the plain loop runs without it
+
+
+def main(argv: list[str]) -> None:
+    name, stats, inputs, seconds = argv[0], Path(argv[1]), int(argv[2]), float(argv[3])
+    with atheris.instrument_imports(include=["exchange", "connectors", "yaml"]):
+        from tests.fuzz.engine import Recorder  # noqa: PLC0415 - imported once instrumentation is on
+        from tests.fuzz.targets import build  # noqa: PLC0415 - imported once instrumentation is on
+        harness = build(name)
+    seeds = harness.seeds()
+    recorder = Recorder(harness)
+    corpus = Path(tempfile.mkdtemp(prefix=f"exchange-fuzz-{name}-"))
+    for i, seed in enumerate(seeds):
+        (corpus / f"seed-{i}").write_bytes(seed)
+    deadline = time.monotonic() + seconds
+    last = time.monotonic()
+
+    def one(data: bytes) -> None:
+        nonlocal last
+        recorder.one(data)
+        now = time.monotonic()
+        if recorder.inputs >= inputs or now >= deadline:
+            recorder.write_stats(stats)
+            shutil.rmtree(corpus, ignore_errors=True)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        if now - last > 2:
+            recorder.write_stats(stats)
+            last = now
+
+    max_len = max([harness.max_len, *(2 * len(s) for s in seeds)])
+    flags = [f"-max_len={max_len}", "-timeout=60", "-rss_limit_mb=3072", "-print_final_stats=0",
+             f"-artifact_prefix={recorder.crashes}/{name}-libfuzzer-", *argv[4:]]
+    recorder.crashes.mkdir(parents=True, exist_ok=True)
+    atheris.Setup([sys.argv[0], *flags, str(corpus)], one)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
