@@ -73,13 +73,3 @@ deploy-tools: install
 
 check-deploy: deploy-tools
 	$(BIN)/python deploy/check/check.py
-
-# The long fuzz run: every harness of tests/fuzz (envelope verifier, delivery opener, configuration loaders) for
-# its share of FUZZ_INPUTS inputs, FUZZ_JOBS at a time, at low priority; failures go to tests/fuzz/corpus/crashes/.
-FUZZ_INPUTS ?= 1000000
-FUZZ_SECONDS ?= 5400
-FUZZ_JOBS ?= 2
-
-.PHONY: fuzz
-fuzz: install
-	nice -n 19 $(BIN)/python -m tests.fuzz run --inputs $(FUZZ_INPUTS) --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS)
