@@ -6,8 +6,9 @@ uses:
 - an **agency** may write the ingress topic of each record type it is authoritative for, and read its own
   delivery topic (as consumer groups ``<agency>.*``, the Subscriber's default being ``<agency>.subscriber``);
   its connectors use transactional ids ``connector.<agency>*``;
-- the **router** reads ingress and consent, keeps its replay guard on ``router.seen``, writes deliveries,
-  open data, decisions, quarantine and policy bundles, in transactions ``exchange-router.*``;
+- the **router** reads ingress and consent, keeps its replay guard on ``router.seen``, writes the delivery
+  topics of the recipients of agreements, open data, decisions, quarantine and policy bundles, in transactions
+  ``exchange-router.*``;
 - the **sequencer** reads the decisions and writes the access log, its state and its checkpoints;
 - the **tracker** reads the access log, checkpoints and policy bundles, and writes its lookups' decisions;
 - the **consent manager** reads and writes the consent topic;
@@ -105,7 +106,8 @@ def derive_principals(registry: Registry, policies: PolicySet, inputs: TopicInpu
         principals.append(KafkaPrincipal(agency.id, f"{agency.legal_name}: {role}", "agency", tuple(rules)))
 
     ingress = [f"ingress.{record_type}" for record_type in inputs.record_types]
-    deliveries = [f"delivery.{recipient}" for recipient in inputs.recipients]
+    # The router writes only to the recipients some agreement delivers to: a new agreement means new ACLs.
+    deliveries = [f"delivery.{recipient}" for recipient in inputs.recipients if recipient in recipients]
     opendata_topics = [f"opendata.{record_type}" for record_type in inputs.opendata_types]
     principals.extend([
         KafkaPrincipal(ROUTER_PRINCIPAL, "the policy router", "service", (

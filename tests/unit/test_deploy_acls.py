@@ -58,6 +58,9 @@ def test_an_agency_writes_only_its_types_and_reads_only_its_deliveries(
 def test_services_have_only_what_they_use(principals: dict[str, KafkaPrincipal]) -> None:
     router = principals[ROUTER_PRINCIPAL]
     assert not any(name.startswith("ingress.") for name in _topics(router, "Write"))
+    recipients = {a.recipient for a in load_policies(ROOT / "policies").agreements if a.delivery == "agency"}
+    assert {name for name in _topics(router, "Write") if name.startswith("delivery.")} == {
+        f"delivery.{recipient}" for recipient in recipients}
     assert "audit.log" not in _topics(router, "Write")
     assert _topics(principals[SEQUENCER_PRINCIPAL], "Write") == {"audit.log", "audit.sequencer", "audit.checkpoints"}
     assert _topics(principals[TRACKER_PRINCIPAL], "Write") == {"audit.decisions"}
