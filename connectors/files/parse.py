@@ -116,7 +116,7 @@ class RecordParser:
     def json_line(self, text: str) -> dict[str, Any]:
         """The record of one JSON line; :class:`ParseError` naming every bad field."""
         try:
-            body = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+            body = _DECODER.decode(text)
         except json.JSONDecodeError as exc:
             raise ParseError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
         except Bad as bad:
@@ -155,16 +155,22 @@ def _s(items: list[str]) -> str:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise Bad(f"field '{printable(key)}' appears twice")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):  # a key repeated: name the first one that is
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise Bad(f"field '{printable(key)}' appears twice")
+            seen.add(key)
     return out
 
 
 def _no_constant(name: str) -> Any:
     raise Bad(f"not valid JSON ({name} is not a JSON number)")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+"""One decoder for every line (``json.loads`` with hooks builds a new one per call)."""
 
 
 def _json_kind(value: Any) -> str:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from connectors.sdk._fastjson import Unsure, fast_reader
 from exchange import safeparse
 from exchange.schemas import RecordSchema
 from exchange.schemas._avro import default_value, describe, kind, logical_type, resolve
@@ -44,6 +45,8 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})\Z")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}\Z")
 _FLOAT32_MAX = 3.4028234663852886e38
+_FAST: dict[tuple[str, bytes], Callable[[Mapping[str, Any]], dict[str, Any]] | None] = {}
+"""The compiled reader of each schema seen (:mod:`connectors.sdk._fastjson`), or None when it has none."""
 MAX_JSON_BYTES = 1 << 20
 """The largest JSON text :func:`parse_json_object` reads by default (1 MiB)."""
 
@@ -121,6 +124,20 @@ def _expected(what: str, value: Any) -> _Bad:
 
 def record_from_json(schema: RecordSchema, body: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldProblem]]:
     """The record ``body`` holds, read against ``schema``'s fields, and every problem (empty if none)."""
+    place = (schema.label, schema.fingerprint)
+    if place not in _FAST:
+        _FAST[place] = fast_reader(schema)
+    fast = _FAST[place]
+    if fast is not None:
+        try:
+            return fast(body), []
+        except Unsure:
+            pass  # the general reading takes it, and names what is wrong
+    return general_record(schema, body)
+
+
+def general_record(schema: RecordSchema, body: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldProblem]]:
+    """:func:`record_from_json` without its fast path: what that path must agree with."""
     problems: list[FieldProblem] = []
     values = _record(schema.node, body, schema.names, "", problems)
     key = values.get(schema.key_field)

@@ -12,9 +12,16 @@ from typing import Any
 
 import pytest
 
-from connectors.sdk.jsonrecord import JsonRecordError, parse_json_object, read_json_record
+from connectors.sdk.jsonrecord import (
+    JsonRecordError,
+    general_record,
+    parse_json_object,
+    read_json_record,
+    record_from_json,
+)
 from exchange.schemas import Catalogue
-from exchange.schemas.samples import sample_record
+from exchange.schemas.samples import SAMPLE_TYPES, sample_record
+from tests.unit.connectors.conftest import as_json
 
 TYPE = "population.address-changed"
 
@@ -49,3 +56,25 @@ def test_the_files_sql_and_feed_connectors_do_not_import_the_webhook() -> None:
               "print(sorted(m for m in ('starlette', 'uvicorn', 'connectors.http') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+ODD_VALUES: tuple[Any, ...] = (None, 0, -1, 2**40, 2**70, 1.5, float("1e39"), True, "", "x", "2024-02-30",
+                               "2026-11-02", "2026-11-02T08:30:00Z", "2026-11-02T08:30:00", "\ud800", "AAAA", [],
+                               {}, ["x"], {"a": 1})
+
+
+@pytest.mark.parametrize("record_type", SAMPLE_TYPES)
+def test_the_fast_path_reads_every_record_as_the_general_reading_does(catalogue: Catalogue,
+                                                                     record_type: str) -> None:
+    """Sample records of every type, and each with every field set to odd values, left out, or joined by an
+    unknown one: the same values and the same problems, fast path or not."""
+    schema = catalogue.current(record_type)
+    rng = random.Random(record_type)
+    for _ in range(5):
+        body = as_json(sample_record(record_type, rng))
+        bodies = [body, {**body, "unknown": 1}]
+        for name in body:
+            bodies.append({k: v for k, v in body.items() if k != name})
+            bodies += [{**body, name: odd} for odd in ODD_VALUES]
+        for candidate in bodies:
+            assert record_from_json(schema, candidate) == general_record(schema, candidate), candidate
