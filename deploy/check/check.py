@@ -8,8 +8,9 @@ Runs every check, prints one line per check and the problems it found, and exits
   EXCHANGE_BOOTSTRAP and Prometheus' scrape targets are services; the Kafka image is settings.kafka_version);
 - ``kubernetes``: every manifest with kubeconform (strict) against the Kubernetes and Strimzi schemas;
 - ``prometheus``: ``promtool check config``, ``check rules`` and ``test rules``;
-- ``dashboard``: the dashboard loaded back with grafana-foundation-sdk, every panel id unique, and each PromQL
-  expression checked by promtool as a recording rule;
+- ``dashboard``: the dashboard loaded back with grafana-foundation-sdk (a key its model does not know is an
+  error), every panel id unique, every query with an expression, each PromQL expression checked by promtool
+  as a recording rule;
 - ``metrics``: every series the rules and the dashboard use is a metric of exchange/metrics.py.
 
 The tools come from ``deploy/check/tools.py install`` (``make deploy-tools``).
@@ -187,6 +188,18 @@ def dashboard_expressions(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def _lost(original: Any, loaded: Any, where: str) -> Iterator[str]:
+    if isinstance(original, dict):
+        for key, value in original.items():
+            if not isinstance(loaded, dict) or key not in loaded:
+                yield f"{where}.{key}"
+            else:
+                yield from _lost(value, loaded[key], f"{where}.{key}")
+    elif isinstance(original, list) and isinstance(loaded, list):
+        for number, (item, loaded_item) in enumerate(zip(original, loaded, strict=False)):
+            yield from _lost(item, loaded_item, f"{where}[{number}]")
+
+
 def check_dashboard(root: Path) -> list[str]:
     from grafana_foundation_sdk.models.dashboard import Dashboard  # noqa: PLC0415 -- installed by tools.py
 
@@ -196,8 +209,18 @@ def check_dashboard(root: Path) -> list[str]:
         loaded = Dashboard.from_json(dashboard)
     except Exception as exc:  # noqa: BLE001 -- whatever the SDK raises, the dashboard does not load
         return [f"grafana-foundation-sdk cannot load the dashboard: {exc!r}"]
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder  # noqa: PLC0415 -- installed by tools.py
+
+    # What the SDK's model does not know (a misspelt key) is dropped by the round trip: report it.
+    problems += [f"not in Grafana's dashboard model: {where}"
+                 for where in _lost(dashboard, json.loads(json.dumps(loaded, cls=JSONEncoder)), "dashboard")]
     if not loaded.panels:
         problems.append("the dashboard has no panels")
+    for panel in dashboard.get("panels", []):
+        for target in panel.get("targets", []):
+            if not str(target.get("expr", "")).strip():
+                problems.append(f"panel {panel.get('id')} ({panel.get('title')}): target "
+                                f"{target.get('refId')} has no PromQL expr")
     ids = [panel.get("id") for panel in dashboard.get("panels", [])]
     if None in ids or len(set(ids)) != len(ids):
         problems.append(f"panel ids must be present and unique: {ids}")

@@ -148,9 +148,12 @@ def _container(name: str, image: str, args: list[str], env: list[Document], port
     }
     if ports:
         container["ports"] = ports
-        container["readinessProbe"] = {"tcpSocket": {"port": ports[0]["name"]}, "periodSeconds": 10}
-        container["livenessProbe"] = {"tcpSocket": {"port": ports[0]["name"]}, "periodSeconds": 30,
-                                      "failureThreshold": 4}
+    # Probed on a served port only: /metrics listens on the loopback (exchange.metrics.serve_metrics), which a
+    # kubelet cannot reach.
+    served = [port["name"] for port in ports if port["name"] != "metrics"]
+    if served:
+        container["readinessProbe"] = {"tcpSocket": {"port": served[0]}, "periodSeconds": 10}
+        container["livenessProbe"] = {"tcpSocket": {"port": served[0]}, "periodSeconds": 30, "failureThreshold": 4}
     return container
 
 
