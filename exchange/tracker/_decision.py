@@ -187,9 +187,15 @@ def _optional(buf: bytes, pos: int) -> tuple[str | None, int]:
     b = buf[pos]
     if b == 0:
         return None, pos + 1
-    if b == 2:
+    if b != 2:
+        raise BadValueError("union branch index out of range")
+    n = buf[pos + 1]
+    if n & 0x81:  # a negative or a multi-byte length
         return _string(buf, pos + 1)
-    raise BadValueError("union branch index out of range")
+    end = pos + 2 + (n >> 1)
+    if end > len(buf):
+        raise BadValueError("length runs past the end of the data")
+    return buf[pos + 2:end].decode(), end
 
 
 def _int(buf: bytes, pos: int) -> int:
@@ -203,14 +209,22 @@ def _strings(buf: bytes, pos: int) -> tuple[tuple[str, ...], int]:
     if buf[pos] == 0:
         return (), pos + 1
     out: list[str] = []
+    size = len(buf)
     while True:
         count, pos = read_long(buf, pos)
         if count == 0:
             return tuple(out), pos
         if count < 0:
             raise _Unusual  # a block with its size: rare, left to the generic decoder
-        if count > len(buf) - pos:
+        if count > size - pos:
             raise BadValueError("block count exceeds the data")
         for _ in range(count):
-            item, pos = _string(buf, pos)
+            n = buf[pos]
+            if n & 0x81:  # a negative or a multi-byte length
+                item, pos = _string(buf, pos)
+            else:
+                end = pos + 1 + (n >> 1)
+                if end > size:
+                    raise BadValueError("length runs past the end of the data")
+                item, pos = buf[pos + 1:end].decode(), end
             out.append(item)
