@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests assert behaviour, not speed: a per-example deadline only fails them on a loaded machine.
+settings.register_profile("exchange", deadline=None)
+settings.load_profile("exchange")
 
 ROOT = Path(__file__).resolve().parents[1]
 
