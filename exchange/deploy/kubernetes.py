@@ -177,11 +177,23 @@ def _deployment(name: str, replicas: int, containers: list[Document], volumes: l
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(name, **labels), "spec": spec}
 
 
-def _service(name: str, ports: list[tuple[str, int]]) -> Document:
+def _stateful_set(name: str, replicas: int, containers: list[Document], volumes: list[Document]) -> Document:
+    """Replicas with stable names (``<name>-0``, ``<name>-1``, ...): a router restarted under the same id fences
+    its predecessor's open transaction at once instead of leaving it to time out."""
+    deployment = _deployment(name, replicas, containers, volumes, singleton=False, metrics=True)
+    spec = {**deployment["spec"], "serviceName": name, "podManagementPolicy": "Parallel",
+            "updateStrategy": {"type": "RollingUpdate"}}
+    return {**deployment, "kind": "StatefulSet", "spec": spec}
+
+
+def _service(name: str, ports: list[tuple[str, int]], *, headless: bool = False) -> Document:
+    spec: Document = {"selector": {"app.kubernetes.io/name": name},
+                      "ports": [{"name": port_name, "port": port, "targetPort": port_name}
+                                for port_name, port in ports]}
+    if headless:
+        spec = {"clusterIP": "None", **spec}
     return {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(name, **{"app.kubernetes.io/name": name}),
-            "spec": {"selector": {"app.kubernetes.io/name": name},
-                     "ports": [{"name": port_name, "port": port, "targetPort": port_name}
-                               for port_name, port in ports]}}
+            "spec": spec}
 
 
 def _budget(name: str, replicas: int) -> Document:
@@ -201,7 +213,8 @@ def _secret_volume(name: str, secret: str) -> Document:
 
 
 def services(image: str, *, routers: int = 2, trackers: int = 2) -> list[Document]:
-    """Deployments, Services, PodDisruptionBudgets and volumes of the router, sequencer, witness and tracker.
+    """Workloads, Services, PodDisruptionBudgets and volumes of the router (a StatefulSet, for stable router ids),
+    the sequencer, the witness and the tracker (Deployments).
 
     Keys come from Secrets made by the operator (``exchange-keystore``: the router's, consent manager's and
     sequencer's private keys; ``exchange-witness-key``; ``exchange-tracker`` with the database URL and the token
@@ -217,9 +230,8 @@ def services(image: str, *, routers: int = 2, trackers: int = 2) -> list[Documen
     router = _container("router", image, ["router", "run", "--id", "$(POD_NAME)"], router_env, [metrics_port],
                         [keystore], cpu="1", memory="1Gi")
     documents += [
-        _deployment("exchange-router", routers, [router], [_secret_volume("keystore", "exchange-keystore")],
-                    singleton=False, metrics=True),
-        _service("exchange-router", [("metrics", METRICS_PORT)]),
+        _stateful_set("exchange-router", routers, [router], [_secret_volume("keystore", "exchange-keystore")]),
+        _service("exchange-router", [("metrics", METRICS_PORT)], headless=True),
         _budget("exchange-router", routers),
     ]
 
