@@ -4,12 +4,14 @@ they are missing this test installs them through that target, and fails saying w
 
 from __future__ import annotations
 
+import importlib
 import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -85,3 +87,44 @@ def test_a_mutated_artefact_fails(tools_installed: None, artefacts: Path, mutate
     assert code == 1, output
     # Exactly these checks fail: the rest of the copy is valid, so the failure is the mutation's.
     assert failed == caught_by, output
+
+
+def _checker() -> ModuleType:
+    sys.path.insert(0, str(CHECKER.parent))
+    try:
+        return importlib.import_module("check")
+    finally:
+        sys.path.remove(str(CHECKER.parent))
+
+
+def test_series_names_are_the_selected_metrics_only() -> None:
+    names = _checker().series_names
+    assert names('histogram_quantile(0.95, sum by (le) (rate(exchange_routing_latency_seconds_bucket[5m])))') == {
+        "exchange_routing_latency_seconds_bucket"}
+    assert names('sum(exchange_consumer_lag{topic=~".*ingress\\\\..+"}) > 1e3 and '
+                 'sum(delta(exchange_consumer_lag{topic="a"}[10m])) > 0') == {"exchange_consumer_lag"}
+    assert names("sum by (stage) (rate(exchange_events[$__rate_interval])) / ignoring (x) up") == {
+        "exchange_events", "up"}
+
+
+def test_compose_cross_references(tmp_path: Path) -> None:
+    problems = list(_checker().compose_problems({
+        "services": {
+            "kafka-1": {"image": "apache/kafka:4.3.1"},
+            "kafka-2": {"image": "apache/kafka:4.3.1"},
+            "kafka-3": {"image": "apache/kafka:4.0.0"},
+            "app": {"depends_on": {"kafka-4": {"condition": "service_healthy"}}, "volumes": ["data:/d", "./x:/x"],
+                    "secrets": ["key"], "networks": ["back"],
+                    "environment": {"EXCHANGE_BOOTSTRAP": "kafka-1:9092,broker:9092"}},
+        },
+        "volumes": {"other": None},
+    }, tmp_path, "4.3.1"))
+    assert problems == [
+        "services.kafka-3.image: apache/kafka:4.0.0 is not apache/kafka:4.3.1 (settings.kafka_version)",
+        "services.app.depends_on: 'kafka-4' is not a service",
+        "services.app.volumes: 'data' is not a volume defined under top-level volumes",
+        f"services.app.volumes: ./x does not exist (relative to {tmp_path.name}/)",
+        "services.app.secrets: 'key' is not defined under top-level secrets",
+        "services.app.networks: 'back' is not defined under top-level networks",
+        "services.app.environment.EXCHANGE_BOOTSTRAP: 'broker' is not a service",
+    ]
