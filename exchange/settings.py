@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default=_DEFAULT_CACHE, description="where Kafka jars and local broker data live")
     kafka_version: str = Field(default="4.3.1", description="Apache Kafka release the local broker runs")
     broker_heap: str = Field(default="1g", description="maximum Java heap of the local broker")
+    cluster_heap: str = Field(default="320m",
+                              description="maximum Java heap of each node of the local multi-node cluster")
+    cluster_dir: Path | None = Field(
+        default=None,
+        description="where the local multi-node cluster keeps its nodes (default: <cache>/kafka-<version>/cluster)",
+    )
     keystore: Path = Field(default=Path("keystore"), description="directory of private keys (files mode 0600)")
     schemas: Path = Field(default=Path("schemas"), description="the schema catalogue")
     policies: Path = Field(default=Path("policies"), description="agreements/ and restrictions.yaml")

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -315,12 +315,14 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _free_port(avoid: int | None = None) -> int:
+def _free_port(avoid: int | Collection[int] | None = None) -> int:
+    """A port free on 127.0.0.1 now, other than ``avoid`` (a port, or ports, already chosen)."""
+    avoided = {avoid} if isinstance(avoid, int) else set(avoid or ())
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        if port != avoid:
+        if port not in avoided:
             return port
 
 

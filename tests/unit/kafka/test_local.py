@@ -1,15 +1,21 @@
-"""The local broker manager's checks that need no broker: Java, Maven, ports, state files."""
+"""The local broker and cluster managers' checks that need no broker: Java, Maven, ports, state files, layout."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from exchange.kafka import TopicNames, local
+from exchange.kafka import cluster as cluster_module
+from exchange.kafka.cluster import ClusterLayout, LocalCluster, NodeLayout
 from exchange.kafka.errors import BrokerError
 from exchange.kafka.local import LocalBroker, _java_major, require_java
 
@@ -110,3 +116,99 @@ def test_cluster_ids_never_read_as_an_option(monkeypatch: pytest.MonkeyPatch) ->
     found = local.new_cluster_id()
     assert found == "EAAAAAAAAAAAAAAAAAAAAA"
     assert len(found) == 22
+
+
+def _layout(nodes: int = 3) -> ClusterLayout:
+    members = tuple(NodeLayout(n, 9000 + n, 9100 + n, f"dir{n}AAAAAAAAAAAAAAAAAA") for n in range(1, nodes + 1))
+    return ClusterLayout("4.3.1", "EAAAAAAAAAAAAAAAAAAAAA", members)
+
+
+def test_cluster_layout_names_voters_bootstrap_and_replication() -> None:
+    """The layout gives the --initial-controllers entries, the bootstrap list, RF 3 / min ISR 2 for three nodes
+    (RF 2 / min ISR 1 for two), and survives its JSON record."""
+    layout = _layout()
+    assert layout.nodes[1].voter == "2@127.0.0.1:9102:dir2AAAAAAAAAAAAAAAAAA"
+    assert layout.bootstrap == "127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003"
+    assert (layout.replication_factor, layout.min_isr) == (3, 2)
+    assert (_layout(2).replication_factor, _layout(2).min_isr) == (2, 1)
+    assert ClusterLayout.from_json(layout.to_json()) == layout
+    with pytest.raises(BrokerError, match="there is no node 4"):
+        layout.node(4)
+
+
+def test_cluster_node_config_from_the_template(tmp_path: Path) -> None:
+    """Each node's server.properties has its id and ports, every controller, and the replicated internal topics."""
+    cluster = LocalCluster(tmp_path, "4.3.1", directory=tmp_path / "cluster")
+    template = (local.deploy_dir() / "cluster-node.properties.in").read_text()
+    config = cluster._write_config(template, _layout(), _layout().nodes[1]).read_text()
+    assert "node.id=2\n" in config
+    assert "listeners=PLAINTEXT://127.0.0.1:9002,CONTROLLER://127.0.0.1:9102\n" in config
+    assert "controller.quorum.bootstrap.servers=127.0.0.1:9101,127.0.0.1:9102,127.0.0.1:9103\n" in config
+    assert f"log.dirs={tmp_path / 'cluster' / 'node-2' / 'data'}\n" in config
+    for line in ("offsets.topic.replication.factor=3", "transaction.state.log.replication.factor=3",
+                 "transaction.state.log.min.isr=2", "default.replication.factor=3", "min.insync.replicas=2"):
+        assert line + "\n" in config
+    assert "{" not in config
+
+
+def test_cluster_lives_apart_from_the_single_broker(tmp_path: Path) -> None:
+    """The cluster's files are under their own directory, never the single-node broker's data or state."""
+    broker = LocalBroker(tmp_path, "4.3.1")
+    cluster = LocalCluster(tmp_path, "4.3.1")
+    assert cluster.home == broker.home / "cluster"
+    assert cluster.jars.libs == broker.libs
+    mine = {cluster.layout_file, cluster.node_dir(1), cluster.log_file(1)}
+    assert not any(p in (broker.state_file, broker.data_dir, broker.config_dir, broker.log_file) for p in mine)
+    elsewhere = LocalCluster(tmp_path, "4.3.1", directory=tmp_path / "mine")
+    assert elsewhere.layout_file == tmp_path / "mine" / "cluster.json"
+
+
+def test_cluster_of_another_size_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    """Data formatted for three nodes is not started as five; the message says how to start afresh."""
+    cluster = LocalCluster(tmp_path, "4.3.1", nodes=5)
+    cluster.home.mkdir(parents=True)
+    cluster.layout_file.write_text(_layout().to_json())
+    with pytest.raises(BrokerError, match=r"formatted for 3 nodes.*down --cluster --purge"):
+        cluster.up()
+    with pytest.raises(BrokerError, match="one node is `exchange broker up`"):
+        LocalCluster(tmp_path, "4.3.1", nodes=1)
+
+
+def test_cluster_commands_without_a_cluster(tmp_path: Path) -> None:
+    """Without a formatted cluster, status and kill say how to start one, and down has nothing to stop."""
+    cluster = LocalCluster(tmp_path, "4.3.1")
+    with pytest.raises(BrokerError, match="up --nodes 3"):
+        cluster.status()
+    with pytest.raises(BrokerError, match="up --nodes 3"):
+        cluster.kill(2)
+    assert cluster.down() == "no node of the local cluster is running"
+
+
+def test_pid_file_of_a_recycled_pid_is_not_a_node(tmp_path: Path) -> None:
+    """A live process that is not the node (its pid reused) does not count as the node, and its file goes."""
+    cluster = LocalCluster(tmp_path, "4.3.1")
+    cluster.home.mkdir(parents=True)
+    cluster.layout_file.write_text(_layout().to_json())
+    cluster.node_dir(2).mkdir()
+    (cluster.node_dir(2) / "pid").write_text(f"{os.getpid()}\n")
+    assert cluster.pid(2) is None
+    assert not (cluster.node_dir(2) / "pid").exists()
+    assert cluster.kill(2, "STOP") == "node 2 is not running"
+    with pytest.raises(BrokerError, match="there is no node 7"):
+        cluster.kill(7)
+
+
+def test_a_stopped_process_is_told_from_a_running_one() -> None:
+    """SIGSTOP shows as stopped in /proc, SIGCONT as running again."""
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        assert not cluster_module._stopped(proc.pid)
+        os.kill(proc.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while not cluster_module._stopped(proc.pid):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)  # the kernel stops the process asynchronously; polled with a deadline
+        os.kill(proc.pid, signal.SIGCONT)
+    finally:
+        proc.kill()
+        proc.wait()
