@@ -21,6 +21,7 @@ from exchange.errors import ConfigError
 from exchange.safeparse import SafeParseError, YamlDocument
 
 __all__ = [
+    "ClusterSize",
     "TopicInputs",
     "TopicSpec",
     "TopicSpecError",
@@ -162,6 +163,59 @@ def load_spec(path: Path) -> TopicsFile:
         (line, reason), *rest = problems
         more = [f"{path}:{other_line}: {other}" for other_line, other in rest]
         raise TopicSpecError(str(path), line, reason, more) from None
+
+
+@dataclass(frozen=True)
+class ClusterSize:
+    """How many brokers a cluster has as configured, and which are alive now.
+
+    Topics are planned for the cluster's size, never for the brokers that happen to be alive: a topic created
+    with fewer replicas while a broker is down stays weaker after it returns. The size is, in this order:
+
+    - ``explicit``: ``EXCHANGE_REPLICATION_FACTOR``, when set, is the size planned for;
+    - otherwise the largest of the brokers known (alive now, or holding a replica of some partition: a broker
+      that is down still does) and ``configured``, the replication factor the brokers are configured to give
+      their own and new topics (``offsets.topic.replication.factor``, ``default.replication.factor``, ...), which
+      a cluster with no topics yet already tells.
+    """
+
+    alive: frozenset[int]
+    members: frozenset[int] = frozenset()
+    configured: int = 1
+    explicit: int | None = None
+
+    @property
+    def brokers(self) -> int:
+        """The number of brokers the topics are planned for."""
+        if self.explicit is not None:
+            return max(1, self.explicit)
+        return max(1, len(self.alive | self.members), self.configured)
+
+    @property
+    def down(self) -> frozenset[int]:
+        """The brokers known to the cluster that are not alive now."""
+        return self.members - self.alive
+
+    @property
+    def degraded(self) -> bool:
+        return len(self.alive) < self.brokers
+
+    def describe(self) -> str:
+        """``2 of 3 brokers alive (down: 2)``."""
+        down = f" (down: {', '.join(map(str, sorted(self.down)))})" if self.down else ""
+        return f"{len(self.alive)} of {self.brokers} brokers alive{down}"
+
+    def refusal(self, specs: Sequence[TopicSpec]) -> str | None:
+        """Why ``specs`` (topics to create) cannot be created now with the replicas they ask for, or None."""
+        short = [s for s in specs if s.replication_factor > len(self.alive)]
+        if not short:
+            return None
+        want = max(s.replication_factor for s in short)
+        names = ", ".join(s.name for s in short[:3]) + (f" and {len(short) - 3} more" if len(short) > 3 else "")
+        return (f"the cluster is degraded: {self.describe()}, and {len(short)} topic(s) to create ({names}) need "
+                f"{want} replicas; they are not created with fewer. Bring the brokers back and apply again "
+                "(for the local cluster: `exchange broker up --nodes 3`), or set EXCHANGE_REPLICATION_FACTOR to "
+                "plan for a smaller cluster.")
 
 
 def expand(spec: TopicsFile, inputs: TopicInputs, brokers: int) -> list[TopicSpec]:

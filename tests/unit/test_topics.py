@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 
 from exchange.cli._app import main
 from exchange.errors import ConfigError
-from exchange.topics import TopicInputs, TopicSpecError, discover_inputs, expand, load_spec, retention_ms
+from exchange.topics import (
+    ClusterSize,
+    TopicInputs,
+    TopicSpecError,
+    discover_inputs,
+    expand,
+    load_spec,
+    retention_ms,
+)
 from tests.unit.policy.hostile import (
     DEEP_BLOCK_NESTING,
     DEEP_NESTING,
@@ -239,3 +247,38 @@ def test_bad_name_templates_are_refused_at_their_line(
     path, err = _spec_refused(tmp_path, f"topics:\n  - name: ok\n    partitions: 1\n{family}".encode())
     assert (err.path, err.line) == (str(path), 4)
     assert reason in err.reason
+
+
+def test_cluster_size_counts_brokers_that_are_down() -> None:
+    """A broker that holds replicas but is not alive still counts: topics are planned for the cluster's size."""
+    size = ClusterSize(alive=frozenset({1, 3}), members=frozenset({1, 2, 3}))
+    assert size.brokers == 3
+    assert size.down == {2}
+    assert size.degraded
+    assert size.describe() == "2 of 3 brokers alive (down: 2)"
+
+
+def test_cluster_size_from_the_brokers_configuration() -> None:
+    """A cluster with no topics yet tells its size by the replication it is configured with; an explicit
+    EXCHANGE_REPLICATION_FACTOR wins over both."""
+    assert ClusterSize(alive=frozenset({1, 3}), members=frozenset({1, 3}), configured=3).brokers == 3
+    assert ClusterSize(alive=frozenset({1}), members=frozenset({1}), configured=1).brokers == 1
+    assert not ClusterSize(alive=frozenset({1}), members=frozenset({1})).degraded
+    assert ClusterSize(alive=frozenset({1, 2, 3}), configured=3, explicit=1).brokers == 1
+    assert ClusterSize(alive=frozenset({1}), explicit=3).degraded
+
+
+def test_degraded_cluster_refuses_topics_it_cannot_replicate(repo_root: Path) -> None:
+    """With a broker down, topics planned for three replicas are refused with the reason and the fix; topics
+    the live brokers can hold, and a whole cluster, are not."""
+    topics = expand(load_spec(repo_root / "deploy" / "topics.yaml"), INPUTS, brokers=3)
+    degraded = ClusterSize(alive=frozenset({1, 3}), members=frozenset({1, 2, 3}))
+    reason = degraded.refusal(topics)
+    assert reason is not None
+    assert reason.startswith("the cluster is degraded: 2 of 3 brokers alive (down: 2), and 13 topic(s) to create "
+                             "(ingress.population.address-changed, ingress.tax.income-assessed, router.seen and 10 "
+                             "more) need 3 replicas")
+    assert "EXCHANGE_REPLICATION_FACTOR" in reason
+    assert degraded.refusal([]) is None
+    assert degraded.refusal(expand(load_spec(repo_root / "deploy" / "topics.yaml"), INPUTS, brokers=2)) is None
+    assert ClusterSize(alive=frozenset({1, 2, 3})).refusal(topics) is None
