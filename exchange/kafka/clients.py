@@ -66,6 +66,15 @@ CONSUMER_DEFAULTS: Mapping[str, Any] = {
     "fetch.max.bytes": 16_000_000,
 }
 
+PATTERN_REFRESH_MS = 3000
+PATTERN_CONSUMER_DEFAULTS: Mapping[str, Any] = {
+    # A pattern subscription sees a topic only once the client's metadata lists it, and librdkafka refreshes that
+    # every topic.metadata.refresh.interval.ms (5 minutes by default): a fresh matching topic (a record type added
+    # at runtime, a demo's new namespace) would wait that long. Every few seconds instead.
+    "topic.metadata.refresh.interval.ms": PATTERN_REFRESH_MS,
+}
+"""Layered under a consumer's overrides when it is built with a subscription pattern (a topic starting '^')."""
+
 
 class TopicNames:
     """Maps the exchange's logical names to physical ones under ``EXCHANGE_TOPIC_PREFIX`` and back.
@@ -290,8 +299,9 @@ class Consumer:
                  on_assign: Callable[[list[tuple[str, int]]], None] | None = None,
                  on_revoke: Callable[[list[tuple[str, int]]], None] | None = None) -> None:
         prefix = (settings or get_settings()).topic_prefix
-        self._config = client_config(settings, bootstrap, CONSUMER_DEFAULTS, {"group.id": prefix + group_id},
-                                     overrides or {})
+        patterns = PATTERN_CONSUMER_DEFAULTS if any(t.startswith("^") for t in topics) else {}
+        self._config = client_config(settings, bootstrap, CONSUMER_DEFAULTS, patterns,
+                                     {"group.id": prefix + group_id}, overrides or {})
         self._consumer = _Consumer(self._config)
         self.names = TopicNames((settings or get_settings()).topic_prefix)
         self._on_assign = on_assign
@@ -312,6 +322,12 @@ class Consumer:
             if self._on_revoke:
                 self._on_revoke([(self.names.logical(p.topic), p.partition) for p in parts])
 
+        topics = list(topics)
+        refresh = int(self._config.get("topic.metadata.refresh.interval.ms", 300_000))
+        if any(t.startswith("^") for t in topics) and refresh > PATTERN_REFRESH_MS:
+            _log.warning("a pattern subscription on a consumer built without one: topics created from now on are "
+                         "seen only at the next metadata refresh", refresh_ms=refresh,
+                         fix="pass the pattern to Consumer(), or set topic.metadata.refresh.interval.ms low")
         try:
             self._consumer.subscribe([self.names.physical(t) for t in topics], on_assign=assigned,
                                      on_revoke=revoked)
@@ -340,8 +356,8 @@ class Consumer:
                 if failure.fatal:
                     raise failure
                 # librdkafka recovers from the rest by itself (a leader moving; a topic a pattern will match,
-                # once its metadata is refreshed: every topic.metadata.refresh.interval.ms, which a pattern
-                # subscriber should set low, as the router does): report and go on.
+                # once its metadata is refreshed: every topic.metadata.refresh.interval.ms, which
+                # PATTERN_CONSUMER_DEFAULTS sets to a few seconds): report and go on.
                 _log.warning("consumer error", error=str(failure), code=failure.code)
                 continue
             records.append(_record(msg, self.names))
