@@ -6,7 +6,10 @@ Runs every check, prints one line per check and the problems it found, and exits
 - ``compose``: deploy/compose/compose.yaml against the Compose Spec schema, then its cross-references
   (depends_on, volumes, secrets, networks name what is defined; bind-mounted files exist; the hosts in
   EXCHANGE_BOOTSTRAP and Prometheus' scrape targets are services; the Kafka image is settings.kafka_version);
-- ``kubernetes``: every manifest with kubeconform (strict) against the Kubernetes and Strimzi schemas;
+- ``kubernetes``: every manifest with kubeconform (strict) against the Kubernetes and Strimzi schemas, then the
+  references between them (each KafkaUser's literal topics are KafkaTopics, Strimzi resources name the Kafka,
+  workloads log in as a KafkaUser with that user's Secret, mount defined volumes and existing claims, Services
+  and PodDisruptionBudgets select some workload's pods);
 - ``prometheus``: ``promtool check config``, ``check rules`` and ``test rules``;
 - ``dashboard``: the dashboard loaded back with grafana-foundation-sdk (a key its model does not know is an
   error), every panel id unique, every query with an expression, each PromQL expression checked by promtool
@@ -132,6 +135,61 @@ def check_compose(root: Path) -> list[str]:
     return problems
 
 
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk(item)
+
+
+def kubernetes_problems(documents: list[dict[str, Any]]) -> Iterator[str]:  # noqa: PLR0912 -- one loop per kind of reference
+    """Cross-references between the manifests that no schema can see."""
+    def named(kind: str) -> dict[str, dict[str, Any]]:
+        return {d["metadata"]["name"]: d for d in documents if d.get("kind") == kind}
+
+    clusters, users, claims = named("Kafka"), named("KafkaUser"), named("PersistentVolumeClaim")
+    topics = {d["spec"].get("topicName", d["metadata"]["name"]) for d in named("KafkaTopic").values()}
+    workloads = [d for d in documents if d.get("kind") in {"Deployment", "StatefulSet"}]
+    pod_labels = [d["spec"]["template"]["metadata"].get("labels", {}) for d in workloads]
+    for document in documents:
+        kind, name = document.get("kind"), document["metadata"]["name"]
+        cluster = document["metadata"].get("labels", {}).get("strimzi.io/cluster")
+        if kind in {"KafkaTopic", "KafkaUser", "KafkaNodePool"} and cluster not in clusters:
+            yield f"{kind} {name}: strimzi.io/cluster {cluster!r} is not a Kafka resource"
+        acls = (document.get("spec", {}).get("authorization", {}) or {}).get("acls", []) if kind == "KafkaUser" else []
+        for resource in (acl["resource"] for acl in acls):
+            if resource["type"] == "topic" and resource.get("patternType") == "literal" and \
+                    resource["name"] not in topics:
+                yield f"KafkaUser {name}: an ACL names topic {resource['name']!r}, which no KafkaTopic makes"
+        if kind in {"Service", "PodDisruptionBudget"}:
+            selector = document["spec"].get("selector", {})
+            selector = selector.get("matchLabels", {}) if kind == "PodDisruptionBudget" else selector
+            if not any(all(labels.get(k) == v for k, v in selector.items()) for labels in pod_labels):
+                yield f"{kind} {name}: its selector {selector} matches no workload's pods"
+    for workload in workloads:
+        name, pod = workload["metadata"]["name"], workload["spec"]["template"]["spec"]
+        volumes = {volume["name"] for volume in pod.get("volumes", [])}
+        for container in pod.get("containers", []):
+            for mount in container.get("volumeMounts", []):
+                if mount["name"] not in volumes:
+                    yield (f"{workload['kind']} {name}: container {container['name']} mounts undefined volume "
+                           f"{mount['name']!r}")
+            env = {item["name"]: item for item in container.get("env", [])}
+            username = env.get("EXCHANGE_SASL_USERNAME", {}).get("value")
+            if username is not None and username not in users:
+                yield f"{workload['kind']} {name}: EXCHANGE_SASL_USERNAME {username!r} is not a KafkaUser"
+            secret = env.get("EXCHANGE_SASL_PASSWORD", {}).get("valueFrom", {}).get("secretKeyRef", {})
+            if username is not None and secret.get("name") != username:
+                yield (f"{workload['kind']} {name}: EXCHANGE_SASL_PASSWORD must come from the Secret {username!r} "
+                       "that the User Operator makes for that user")
+        for claim in (node["claimName"] for node in _walk(pod) if "claimName" in node):
+            if claim not in claims:
+                yield f"{workload['kind']} {name}: claim {claim!r} is not a PersistentVolumeClaim"
+
+
 def check_kubernetes(root: Path) -> list[str]:
     found = tools.paths()
     manifests = sorted((root / "deploy" / "kubernetes").glob("*.yaml"))
@@ -146,12 +204,19 @@ def check_kubernetes(root: Path) -> list[str]:
         "-schema-location", f"{found['strimzi-schemas']}/{{{{ .Group }}}}/{{{{ .ResourceKind }}}}_"
                             "{{ .ResourceAPIVersion }}.json",
         *manifests])
+    problems = []
     if code != 0:
-        return [line for line in output.splitlines() if line.strip()] or [f"kubeconform exited {code}"]
+        problems += [line for line in output.splitlines() if line.strip()] or [f"kubeconform exited {code}"]
     summary = output.splitlines()[-1] if output else ""
-    if "Valid: 0" in summary or "Skipped: 0" not in summary:
-        return [f"kubeconform: {summary}"]
-    return []
+    if code == 0 and ("Valid: 0" in summary or "Skipped: 0" not in summary):
+        problems.append(f"kubeconform: {summary}")
+    try:
+        documents = [document for path in manifests for document in yaml.safe_load_all(path.read_text())
+                     if isinstance(document, dict)]
+        problems += list(kubernetes_problems(documents))
+    except (KeyError, TypeError, AttributeError) as exc:
+        problems.append(f"cross-references: a manifest lacks {exc}")
+    return problems
 
 
 def check_prometheus(root: Path) -> list[str]:
