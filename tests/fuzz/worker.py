@@ -18,6 +18,11 @@ from pathlib import Path
 import atheris  # type: ignore[import-not-found]  # optional: the plain loop runs without it
 
 
+def _escaped(token: bytes) -> str:
+    """A libFuzzer dictionary entry: printable ASCII as it is (but quotes and backslashes), the rest as \\xNN."""
+    return "".join(chr(b) if 0x20 <= b < 0x7f and b not in b'"\\' else f"\\x{b:02x}" for b in token)
+
+
 def main(argv: list[str]) -> None:
     name, stats, inputs, seconds = argv[0], Path(argv[1]), int(argv[2]), float(argv[3])
     with atheris.instrument_imports(include=["exchange", "connectors", "yaml"]):
@@ -39,6 +44,7 @@ def main(argv: list[str]) -> None:
         if recorder.inputs >= inputs or now >= deadline:
             recorder.write_stats(stats)
             shutil.rmtree(corpus, ignore_errors=True)
+            dictionary.unlink(missing_ok=True)
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
@@ -47,8 +53,12 @@ def main(argv: list[str]) -> None:
             last = now
 
     max_len = max([harness.max_len, *(2 * len(s) for s in seeds)])
-    flags = [f"-max_len={max_len}", "-timeout=60", "-rss_limit_mb=3072", "-print_final_stats=0",
-             f"-artifact_prefix={recorder.crashes}/{name}-libfuzzer-", *argv[4:]]
+    tokens = {token[:64] for token in harness.tokens() if token}  # libFuzzer's longest dictionary entry
+    dictionary = corpus.with_name(corpus.name + ".dict")
+    dictionary.write_text("".join(f'"{_escaped(token)}"\n' for token in sorted(tokens)), encoding="ascii")
+    flags = [*([f"-dict={dictionary}"] if tokens else []), f"-max_len={max_len}", "-timeout=60",
+             "-rss_limit_mb=3072", "-print_final_stats=0", f"-artifact_prefix={recorder.crashes}/{name}-libfuzzer-",
+             *argv[4:]]
     recorder.crashes.mkdir(parents=True, exist_ok=True)
     atheris.Setup([sys.argv[0], *flags, str(corpus)], one)
     atheris.Fuzz()
