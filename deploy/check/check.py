@@ -4,7 +4,8 @@ Runs every check, prints one line per check and the problems it found, and exits
 
 - ``generated``: deploy/kubernetes/*.yaml and the dashboard are what ``make deploy-generate`` makes;
 - ``compose``: deploy/compose/compose.yaml against the Compose Spec schema, then its cross-references
-  (depends_on, volumes, secrets, networks name what is defined; bind-mounted files exist; the hosts in
+  (depends_on, volumes, secrets, networks name what is defined; bind-mounted files exist; the Dockerfile and
+  what it copies are in the build context; the hosts in
   EXCHANGE_BOOTSTRAP and Prometheus' scrape targets are services; the Kafka image is settings.kafka_version);
 - ``kubernetes``: every manifest with kubeconform (strict) against the Kubernetes and Strimzi schemas, then the
   references between them (each KafkaUser's literal topics are KafkaTopics, Strimzi resources name the Kafka,
@@ -98,12 +99,34 @@ def _named_problems(name: str, service: dict[str, Any], compose: dict[str, Any],
                 yield f"services.{name}.environment.EXCHANGE_BOOTSTRAP: {host!r} is not a service"
 
 
+def build_problems(name: str, build: Any, base: Path) -> Iterator[str]:
+    """A service's build context and Dockerfile exist, and so does everything the Dockerfile COPYs."""
+    if not isinstance(build, dict):
+        build = {"context": build}
+    context = (base / str(build.get("context", "."))).resolve()
+    dockerfile = context / str(build.get("dockerfile", "Dockerfile"))
+    if not dockerfile.is_file():
+        yield f"services.{name}.build: {dockerfile} does not exist"
+        return
+    for line in dockerfile.read_text(encoding="utf-8").splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[0].upper() in {"COPY", "ADD"} and not any(w.startswith("--from") for w in words):
+            for source in (word for word in words[1:-1] if not word.startswith("--")):
+                if not (context / source).exists():
+                    yield f"{dockerfile.name}: {words[0]} {source}: not in the build context {context.name}/"
+
+
 def compose_problems(compose: dict[str, Any], base: Path, kafka_version: str) -> Iterator[str]:
     """Cross-references the Compose Spec schema cannot express."""
     services: dict[str, Any] = compose.get("services") or {}
     for name, service in services.items():
         yield from _service_problems(name, service, compose, base)
         yield from _named_problems(name, service, compose, kafka_version)
+    checked: set[str] = set()
+    for name, service in services.items():
+        if "build" in service and str(service["build"]) not in checked:   # one report per distinct build
+            checked.add(str(service["build"]))
+            yield from build_problems(name, service["build"], base)
     for secret_name, secret in (compose.get("secrets") or {}).items():
         file = (secret or {}).get("file")
         if file and not (base / file).exists() and not (base / f"{file}.example").exists():

@@ -44,6 +44,8 @@ def artefacts(tmp_path: Path) -> Path:
     """A copy of everything the artefacts are made from and checked against."""
     for folder in ("deploy", "policies", "schemas"):
         shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "exchange", "connectors"):  # what the image's Dockerfile copies
+        (tmp_path / name).symlink_to(ROOT / name)
     return tmp_path
 
 
