@@ -2,7 +2,8 @@
 
 Each function returns the documents of one file as plain dictionaries; :mod:`exchange.deploy.generate` writes
 them as YAML. The cluster runs in KRaft mode on one node pool of three combined controller+broker nodes, with
-SCRAM-SHA-512 authentication and the simple authorizer: nothing is allowed that a KafkaUser does not grant.
+SCRAM-SHA-512 authentication on both listeners (internal for the exchange's services, TLS on a load balancer for
+the agencies) and the simple authorizer: nothing is allowed that a KafkaUser does not grant.
 """
 
 from __future__ import annotations
@@ -59,7 +60,12 @@ def kafka_cluster(kafka_version: str) -> list[Document]:
             "kafka": {
                 "version": kafka_version,
                 "listeners": [
+                    # The exchange's own services, inside the cluster.
                     {"name": "scram", "port": 9092, "type": "internal", "tls": False,
+                     "authentication": {"type": "scram-sha-512"}},
+                    # Agencies, from outside: TLS (the cluster CA is in the Secret exchange-cluster-ca-cert) and
+                    # the same SCRAM users.
+                    {"name": "external", "port": 9094, "type": "loadbalancer", "tls": True,
                      "authentication": {"type": "scram-sha-512"}},
                 ],
                 "authorization": {"type": "simple"},
