@@ -1,4 +1,5 @@
-"""The local broker and cluster managers' checks that need no broker: Java, Maven, ports, state files, layout."""
+"""What needs no broker: the local broker and cluster managers' checks (Java, Maven, ports, state files, the
+cluster's layout) and the client config of pattern subscribers."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ import pytest
 
 from exchange.kafka import TopicNames, local
 from exchange.kafka import cluster as cluster_module
+from exchange.kafka.clients import PATTERN_REFRESH_MS, Consumer
 from exchange.kafka.cluster import ClusterLayout, LocalCluster, NodeLayout
 from exchange.kafka.errors import BrokerError
 from exchange.kafka.local import LocalBroker, _java_major, require_java
+from exchange.settings import Settings
 
 
 @pytest.mark.parametrize(("output", "major"), [
@@ -212,3 +215,17 @@ def test_a_stopped_process_is_told_from_a_running_one() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_pattern_consumers_refresh_metadata_every_few_seconds() -> None:
+    """A consumer built with a subscription pattern looks for new matching topics every few seconds; one on plain
+    topics keeps librdkafka's default, and a caller's override wins."""
+    settings = Settings(bootstrap="127.0.0.1:1", topic_prefix="")
+    quiet = {"log_level": 0}
+    with Consumer("g", [r"^ingress\..*"], settings=settings, overrides=quiet) as pattern:
+        assert pattern._config["topic.metadata.refresh.interval.ms"] == PATTERN_REFRESH_MS <= 5000
+    with Consumer("g", ["audit.log"], settings=settings, overrides=quiet) as plain:
+        assert "topic.metadata.refresh.interval.ms" not in plain._config
+    mine = {**quiet, "topic.metadata.refresh.interval.ms": 1000}
+    with Consumer("g", [r"^ingress\..*"], settings=settings, overrides=mine) as tuned:
+        assert tuned._config["topic.metadata.refresh.interval.ms"] == 1000
