@@ -50,6 +50,9 @@ TRACKER_NEXT_INDEX = Gauge("exchange_tracker_next_index", "The next access-log i
                            registry=REGISTRY)
 
 
-def serve_metrics(port: int, addr: str = "127.0.0.1") -> None:
-    """Serve ``/metrics`` for this process's registry on ``addr:port`` from a daemon thread."""
-    start_http_server(port, addr=addr, registry=REGISTRY)
+def serve_metrics(port: int, addr: str | None = None) -> None:
+    """Serve ``/metrics`` for this process's registry on ``addr:port`` (default: ``EXCHANGE_METRICS_ADDR``) from a
+    daemon thread."""
+    from exchange.settings import get_settings  # noqa: PLC0415 - the metrics themselves need no settings
+
+    start_http_server(port, addr=addr or get_settings().metrics_addr, registry=REGISTRY)

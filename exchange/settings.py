@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: str = "INFO"
     metrics_port: int | None = Field(default=None, description="serve Prometheus /metrics on this port")
+    metrics_addr: str = Field(default="127.0.0.1", description="the address /metrics listens on (0.0.0.0 in a "
+                                                               "container, for a Prometheus elsewhere)")
     client_id: str = "exchange"
     topic_prefix: str = Field(default="", description="prepended to every topic name (a namespace on a shared cluster)")
     security_protocol: str = "PLAINTEXT"

@@ -18,6 +18,7 @@ from exchange.cli._tiles import register_serve
 from exchange.cli._witness import register_witness
 from exchange.context import Context
 from exchange.errors import ConfigError
+from exchange.metrics import serve_metrics
 from exchange.registry.errors import RegistryError
 from exchange.settings import get_settings
 
@@ -43,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--witness", action="append", default=[], metavar="URL",
                      help="a witness that must cosign every checkpoint before it is published (repeatable; "
                           "needs --tiles)")
+    run.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                     help="serve Prometheus /metrics on this port (default: EXCHANGE_METRICS_PORT; off)")
     run.add_argument("--unsafe-trust-log-state", action="store_true",
                      help="UNSAFE: adopt the log's state as signed although this sequencer's record of what it "
                           "signed is missing; only for a state directory known to be lost")
@@ -73,6 +76,9 @@ def _run(args: argparse.Namespace) -> int:
                              tiles_dir=args.tiles or settings.audit_tiles_dir, witnesses=tuple(args.witness),
                              unsafe_trust_log_state=args.unsafe_trust_log_state)
     sequencer = Sequencer(config, signer, settings=settings)
+    metrics_port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    if metrics_port:
+        serve_metrics(metrics_port)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         sequencer.stop()
