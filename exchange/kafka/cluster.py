@@ -247,7 +247,7 @@ class LocalCluster:
             killed = sorted(n for n, p in pids.items() if p in left)
             message = f"stopped {len(pids)} node(s) of the local cluster"
             if killed:
-                message += (f"; node(s) {', '.join(map(str, killed))} ignored SIGTERM for {grace:.0f}s "
+                message += (f"; node(s) {', '.join(map(str, killed))} ignored SIGTERM for {grace:g}s "
                             "and were killed")
         if purge:
             shutil.rmtree(self.home, ignore_errors=True)

@@ -229,3 +229,29 @@ def test_pattern_consumers_refresh_metadata_every_few_seconds() -> None:
     mine = {**quiet, "topic.metadata.refresh.interval.ms": 1000}
     with Consumer("g", [r"^ingress\..*"], settings=settings, overrides=mine) as tuned:
         assert tuned._config["topic.metadata.refresh.interval.ms"] == 1000
+
+
+def test_down_kills_a_node_that_ignores_sigterm(tmp_path: Path) -> None:
+    """A node that never finishes a SIGTERM (as one that lost the quorum) is killed after the grace period."""
+    cluster = LocalCluster(tmp_path, "4.3.1")
+    cluster.home.mkdir(parents=True)
+    cluster.layout_file.write_text(_layout().to_json())
+    cluster.node_dir(1).mkdir()
+    config = cluster.node_dir(1) / "server.properties"
+    # A stand-in for the node's JVM: its command line names the node's config, and it ignores SIGTERM.
+    stubborn = subprocess.Popen(["sh", "-c", 'trap "" TERM; while :; do sleep 0.05; done', "node", str(config)],
+                                start_new_session=True)
+    try:
+        (cluster.node_dir(1) / "pid").write_text(f"{stubborn.pid}\n")
+        deadline = time.monotonic() + 5
+        while cluster.pid(1) is None:  # until the shell has exec'ed with its final command line
+            assert time.monotonic() < deadline
+            (cluster.node_dir(1) / "pid").write_text(f"{stubborn.pid}\n")
+            time.sleep(0.01)  # polling the new process's command line; bounded by the deadline
+        message = cluster.down(grace=0.5)
+        assert message == ("stopped 1 node(s) of the local cluster; node(s) 1 ignored SIGTERM for 0.5s and "
+                           "were killed")
+        assert stubborn.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        stubborn.kill()
+        stubborn.wait()
