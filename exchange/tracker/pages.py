@@ -146,6 +146,7 @@ def iso_time(micros: int) -> str:
 def proof_page(row: AccessRow, keys: KeysShown, checkpoint_size: int) -> str:
     """One access with its proof files and how to check them offline."""
     witnesses = "".join(f" --witness-key '{escape(k)}'" for k in keys.witness_keys)
+    files = f"proof-{row.log_index}.txt --entry entry-{row.log_index}.bin"
     return _layout(f"Proof of entry {row.log_index}", f"""<h1>Proof of entry {row.log_index}</h1>
 <dl>
 <dt>When</dt><dd>{format_time(row.decided_at)}</dd>
@@ -164,7 +165,7 @@ checkpoint of {checkpoint_size} entries the proof carries{" with the witnesses' 
 <li><a href="/proofs/{row.log_index}/entry.bin" download>Download the entry</a> (the access-log record, binary)</li>
 </ul>
 <p>Then, on any computer with the exchange installed and no network:</p>
-<pre><code>exchange audit check-proof proof-{row.log_index}.txt --entry entry-{row.log_index}.bin --origin '{escape(keys.origin)}' \\
+<pre><code>exchange audit check-proof {files} --origin '{escape(keys.origin)}' \\
   --log-key '{escape(keys.log_key)}'{witnesses}</code></pre>
 <p>It prints <samp>ok: entry {row.log_index} … the entry matches</samp> when the entry is in the signed log.</p>
 <p><a href="/">Back to your accesses</a></p>""", signed_in=True)
