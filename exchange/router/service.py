@@ -31,8 +31,9 @@ from exchange.envelope import (
 )
 from exchange.envelope.attributes import ID_TIME_TOLERANCE_MS
 from exchange.kafka import ConsumedRecord, Consumer, KafkaError, TransactionalProducer, read_since
+from exchange.kafka.lag import LagGauge
 from exchange.log import get_logger
-from exchange.metrics import DECISIONS, EVENTS, QUARANTINED, ROUTING_LATENCY
+from exchange.metrics import CONSUMER_LAG, DECISIONS, EVENTS, QUARANTINED, ROUTING_LATENCY
 from exchange.policy import (
     PUBLIC_RECIPIENT,
     Decision,
@@ -106,6 +107,7 @@ class Router:
                                              # routed at once.
                                              "topic.metadata.refresh.interval.ms": METADATA_REFRESH_MS},
                                   on_assign=self._assigned, on_revoke=self._revoked)
+        self._lag = LagGauge(CONSUMER_LAG, self._consumer)
         self._producer = TransactionalProducer(f"exchange-router.{config.router_id}", settings=settings,
                                                bootstrap=bootstrap, overrides={"linger.ms": 5})
         self._log = _log.bind(router_id=config.router_id)
@@ -148,12 +150,21 @@ class Router:
                     idle_since = time.monotonic()
                 elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                     break
+                self._measure_lag()
         finally:
+            self._lag.clear()
             self._consumer.close()
             self._consent.close()
             self._producer.flush()
         self._log.info("router stopped", **self._summary())
         return self.stats
+
+    def _measure_lag(self) -> None:
+        """``exchange_consumer_lag`` of the ingress partitions, at most once a second; never stops routing."""
+        try:
+            self._lag.update()
+        except KafkaError as exc:
+            self._log.warning("consumer lag not measured", error=str(exc))
 
     # -- one batch ------------------------------------------------------------------------------------------
 

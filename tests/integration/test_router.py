@@ -14,6 +14,7 @@ import yaml
 
 from exchange.consent.manager import ConsentManager
 from exchange.demo import bad_records
+from exchange.metrics import REGISTRY
 from tests.integration.router_world import RunningRouter, World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,3 +151,20 @@ def test_every_bad_record_kind_is_quarantined_and_logged_as_reject(world: World,
             assert [(h["name"], h["value"]) for h in kept["original_headers"]] == record.headers
     # The stream went on: the good event after the bad ones reached its recipients.
     assert [d.event_id for d in world.deliveries("social-insurance", [good])] == [good]
+
+
+def test_the_routers_consumer_lag_is_measured(world: World, router: RunningRouter) -> None:
+    """exchange_consumer_lag is set for the ingress partitions the router reads, and falls to 0 once it has
+    routed everything published."""
+    before = router.router.stats.events
+    ids = world.publish("population-registry", "population.person-registered",
+                        world.records("population.person-registered", 5, seed=31))
+    router.wait_events(before + len(ids))
+    topic = "ingress.population.person-registered"
+
+    def lags() -> dict[str, float]:
+        return {s.labels["partition"]: s.value for metric in REGISTRY.collect()
+                if metric.name == "exchange_consumer_lag" for s in metric.samples if s.labels.get("topic") == topic}
+
+    router.wait_for(lambda _r: bool(lags()) and set(lags().values()) == {0.0})
+    assert len(lags()) >= 1
