@@ -250,9 +250,17 @@ class LocalCluster:
                 message += (f"; node(s) {', '.join(map(str, killed))} ignored SIGTERM for {grace:g}s "
                             "and were killed")
         if purge:
-            shutil.rmtree(self.home, ignore_errors=True)
+            self._purge(layout)
             message += f"; removed its data under {self.home}"
         return message
+
+    def _purge(self, layout: ClusterLayout | None) -> None:
+        """Remove the nodes' directories and the layout, nothing else (the directory may be one the user named)."""
+        for node_id in [n.node_id for n in layout.nodes] if layout is not None else []:
+            shutil.rmtree(self.node_dir(node_id), ignore_errors=True)
+        self.layout_file.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.home.rmdir()  # only when nothing else is in it
 
     def tail(self, node_id: int, lines: int = 50) -> str:
         self._require_layout().node(node_id)
@@ -280,7 +288,8 @@ class LocalCluster:
             taken.add(controller_port)
             nodes.append(NodeLayout(node_id, port, controller_port, new_cluster_id()))
         layout = ClusterLayout(self.version, new_cluster_id(), tuple(nodes))
-        shutil.rmtree(self.home, ignore_errors=True)
+        for node in layout.nodes:  # what a formatting that failed half-way left
+            shutil.rmtree(self.node_dir(node.node_id), ignore_errors=True)
         template = (self.deploy / "cluster-node.properties.in").read_text()
         voters = ",".join(n.voter for n in layout.nodes)
         formats = []
@@ -297,7 +306,7 @@ class LocalCluster:
             if proc.returncode != 0:
                 failures.append(f"node {node.node_id}:\n{_tail_lines(output.decode(errors='replace'), 15)}")
         if failures:
-            shutil.rmtree(self.home, ignore_errors=True)
+            self._purge(layout)
             raise BrokerError("formatting the cluster's storage failed: " + "\n".join(failures))
         self.layout_file.write_text(layout.to_json())
         return layout

@@ -239,15 +239,16 @@ def test_down_kills_a_node_that_ignores_sigterm(tmp_path: Path) -> None:
     cluster.node_dir(1).mkdir()
     config = cluster.node_dir(1) / "server.properties"
     # A stand-in for the node's JVM: its command line names the node's config, and it ignores SIGTERM.
-    stubborn = subprocess.Popen(["sh", "-c", 'trap "" TERM; while :; do sleep 0.05; done', "node", str(config)],
-                                start_new_session=True)
+    ready = tmp_path / "trapping"
+    script = 'trap "" TERM; touch "$1"; while :; do sleep 0.05; done'
+    stubborn = subprocess.Popen(["sh", "-c", script, "node", str(ready), str(config)], start_new_session=True)
     try:
         (cluster.node_dir(1) / "pid").write_text(f"{stubborn.pid}\n")
         deadline = time.monotonic() + 5
-        while cluster.pid(1) is None:  # until the shell has exec'ed with its final command line
+        while not ready.exists():  # until the shell ignores SIGTERM
             assert time.monotonic() < deadline
-            (cluster.node_dir(1) / "pid").write_text(f"{stubborn.pid}\n")
-            time.sleep(0.01)  # polling the new process's command line; bounded by the deadline
+            time.sleep(0.01)  # polling for the file the shell writes once trapping; bounded by the deadline
+        assert cluster.pid(1) == stubborn.pid
         message = cluster.down(grace=0.5)
         assert message == ("stopped 1 node(s) of the local cluster; node(s) 1 ignored SIGTERM for 0.5s and "
                            "were killed")
@@ -255,3 +256,19 @@ def test_down_kills_a_node_that_ignores_sigterm(tmp_path: Path) -> None:
     finally:
         stubborn.kill()
         stubborn.wait()
+
+
+def test_purge_removes_the_nodes_and_nothing_else(tmp_path: Path) -> None:
+    """down --purge removes the nodes' directories and the layout; other files in a named directory stay."""
+    cluster = LocalCluster(tmp_path, "4.3.1", directory=tmp_path / "mine")
+    cluster.home.mkdir()
+    cluster.layout_file.write_text(_layout().to_json())
+    for node_id in (1, 2, 3):
+        (cluster.node_dir(node_id) / "data").mkdir(parents=True)
+    (cluster.home / "notes.txt").write_text("mine\n")
+    assert cluster.down(purge=True).endswith(f"removed its data under {cluster.home}")
+    assert sorted(p.name for p in cluster.home.iterdir()) == ["notes.txt"]
+    (cluster.home / "notes.txt").unlink()
+    cluster.layout_file.write_text(_layout().to_json())
+    cluster.down(purge=True)
+    assert not cluster.home.exists()
