@@ -9,6 +9,7 @@ Every client takes the resolved bootstrap address and optional overrides; a call
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -112,6 +113,32 @@ def resolve_bootstrap(settings: Settings | None = None) -> str:
     return state.bootstrap
 
 
+class LibrdkafkaLog:
+    """Where librdkafka's own log lines go (the clients' ``logger``): the exchange's structlog, component
+    ``librdkafka``, instead of raw ``%4|…|GETPID|…`` lines on stderr. The client calls ``log(level, format,
+    facility, client name, message)`` with a :mod:`logging` level, from the thread that polls it."""
+
+    _log = get_logger("librdkafka")
+
+    def log(self, level: int, msg: str, *args: object) -> None:
+        if len(args) == 3:
+            facility, client, text = (str(a) for a in args)
+        else:
+            facility, client, text = "", "", str(msg) % args if args else str(msg)
+        fields = {"facility": facility, "client": client}
+        if level >= logging.ERROR:
+            self._log.error(text, **fields)
+        elif level >= logging.WARNING:
+            self._log.warning(text, **fields)
+        elif level >= logging.INFO:
+            self._log.info(text, **fields)
+        else:
+            self._log.debug(text, **fields)
+
+
+_LIBRDKAFKA_LOG = LibrdkafkaLog()
+
+
 def client_config(settings: Settings | None = None, bootstrap: str | None = None,
                   *layers: Mapping[str, Any]) -> dict[str, Any]:
     """A fresh librdkafka config: connection settings, then each layer of defaults and overrides in order."""
@@ -120,6 +147,7 @@ def client_config(settings: Settings | None = None, bootstrap: str | None = None
         "bootstrap.servers": bootstrap or resolve_bootstrap(settings),
         "client.id": settings.client_id,
         "security.protocol": settings.security_protocol,
+        "logger": _LIBRDKAFKA_LOG,
     }
     if settings.sasl_mechanism:
         config["sasl.mechanism"] = settings.sasl_mechanism
