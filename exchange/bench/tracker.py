@@ -363,10 +363,12 @@ def _serve(config: dict[str, Any], announce: Callable[[int], None]) -> None:
     import uvicorn  # noqa: PLC0415 - only the server process needs it
 
     from exchange.envelope.pseudonym import Pseudonymiser  # noqa: PLC0415 - as above
+    from exchange.log import configure_logging  # noqa: PLC0415 - as above
     from exchange.tracker.pages import KeysShown  # noqa: PLC0415 - as above
     from exchange.tracker.service import TrackerConfig, make_app  # noqa: PLC0415 - as above
     from exchange.tracker.tokens import IssuerKey, TokenVerifier  # noqa: PLC0415 - as above
 
+    configure_logging(level="WARNING")  # no line per request: the figures are the app's, not its log's
     store = TrackerStore.open(path=Path(config["database"]))
     verifier = TokenVerifier(config["issuer"], [IssuerKey.from_jwk(config["jwk"])], config["audience"])
     keys = KeysShown(config["origin"], config["log_key"])
@@ -388,5 +390,9 @@ def _serve(config: dict[str, Any], announce: Callable[[int], None]) -> None:
 if __name__ == "__main__":
     def _announce(port: int) -> None:
         print(port, flush=True)
+        # Nothing else goes down the pipe, which the parent no longer reads (a full pipe would stall the server).
+        quiet = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(quiet, sys.stdout.fileno())
+        os.close(quiet)
 
     _serve(json.loads(sys.stdin.read()), _announce)

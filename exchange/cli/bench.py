@@ -167,8 +167,10 @@ def _tracker(args: argparse.Namespace) -> int:
           f"(target >= {f.target_index_entries_per_s:,}: {met(f.index_target_met)})")
     print(f"one citizen: {f.subject_rows:,} rows, {f.hidden_rows:,} of them hidden; the API lists {f.api_total:,}")
     print(f"{f.requests:,} requests each, one at a time (rate limit burst {f.rate_limit_burst:,}: none limited)")
-    print(f"  page  GET /           {quantiles}  {f.page_p50_ms:.1f} / {f.page_p99_ms:.1f}{p999(f.page_p999_ms)} ms "
+    print(f"  page  GET /               {quantiles}  {f.page_p50_ms:.1f} / {f.page_p99_ms:.1f}"
+          f"{p999(f.page_p999_ms)} ms "
           f"(target p99 <= {f.target_p99_ms:g} ms: {met(f.page_target_met)})")
-    print(f"  API   GET /api/v1/usages  {quantiles}  {f.api_p50_ms:.1f} / {f.api_p99_ms:.1f}{p999(f.api_p999_ms)} ms "
+    print(f"  API   GET /api/v1/usages  {quantiles}  {f.api_p50_ms:.1f} / {f.api_p99_ms:.1f}"
+          f"{p999(f.api_p999_ms)} ms "
           f"(target p99 <= {f.target_p99_ms:g} ms: {met(f.api_target_met)})")
     return 0
