@@ -137,6 +137,7 @@ def _kafka_env(principal: str) -> list[Document]:
         {"name": "EXCHANGE_SASL_PASSWORD",
          "valueFrom": {"secretKeyRef": {"name": principal, "key": "password"}}},
         {"name": "EXCHANGE_LOG_FORMAT", "value": "json"},
+        {"name": "EXCHANGE_METRICS_ADDR", "value": "0.0.0.0"},  # noqa: S104 - Prometheus scrapes the pod
     ]
 
 
