@@ -3,8 +3,9 @@
 ``exchange_connector_lag_records{connector, partition}`` is the partition's high watermark minus the consumer's
 position (the next offset it reads; after a commit, the committed one). A partition the consumer has read nothing
 of yet counts from the group's committed offset, or from the partition's start when the group has none. The
-gauge is updated after a commit, at most once a second; a partition the consumer no longer owns (a rebalance)
-loses its series.
+watermarks are those of the consumer's last fetch (no request to the broker), so a partition it has not fetched
+yet has no series until it has. The gauge is updated after a commit, at most once a second; a partition the
+consumer no longer owns (a rebalance) loses its series.
 """
 
 from __future__ import annotations
@@ -60,11 +61,12 @@ class SinkLag:
         starts = consumer.positions(owned)
         unread = [tp for tp, offset in starts.items() if offset < 0]
         if unread:
-            starts.update(consumer.committed(unread))
+            starts.update(consumer.committed(unread, timeout=2.0))
         lags: dict[int, int] = {}
-        for topic, partition in owned:
+        for topic, partition in owned:  # the watermarks of the consumer's last fetch: no request to the broker
             low, high = consumer.raw.get_watermark_offsets(
-                TopicPartition(consumer.names.physical(topic), partition), timeout=5.0)
+                TopicPartition(consumer.names.physical(topic), partition), cached=True)
             start = starts.get((topic, partition), -1)
-            lags[partition] = max(0, high - (start if start >= 0 else low))
+            if high >= 0 and (start >= 0 or low >= 0):  # not fetched yet: measured next time
+                lags[partition] = max(0, high - (start if start >= 0 else low))
         return lags
