@@ -21,7 +21,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.fuzz.engine import CORPUS, CRASHES, ROOT, Recorder, plain_loop, replay
+from tests.fuzz.engine import CORPUS, CRASHES, ROOT, Stats, replay
 from tests.fuzz.targets import TARGETS, build
 
 WEIGHTS = {"envelope": 3, "opener": 3, "plaintext": 1, "policy": 1, "registry": 0.25, "topics": 0.5,
@@ -36,37 +36,28 @@ def _shares(names: list[str], total: int) -> dict[str, int]:
     return shares
 
 
-def _run_atheris(name: str, inputs: int, seconds: float, logs: Path) -> dict[str, object]:
+def _run_worker(engine: str, name: str, inputs: int, seconds: float, logs: Path) -> Stats:
     stats = logs / f"{name}.json"
     log = logs / f"{name}.log"
-    command = [sys.executable, "-m", "tests.fuzz.worker", name, str(stats), str(inputs), str(seconds)]
+    command = [sys.executable, "-m", "tests.fuzz.worker", engine, name, str(stats), str(inputs), str(seconds)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with log.open("wb") as out:
         code = subprocess.call(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
-    result: dict[str, object] = (json.loads(stats.read_text(encoding="utf-8")) if stats.exists()
-                                 else {"harness": name, "inputs": 0, "seconds": 0.0, "failures": {}})
-    if code != 0:  # a deadly signal, a libFuzzer timeout or out-of-memory: the input is in the crash folder
+    result: Stats = (json.loads(stats.read_text(encoding="utf-8")) if stats.exists()
+                     else {"harness": name, "inputs": 0, "seconds": 0.0, "failures": {}})
+    if code != 0:  # a deadly signal, a libFuzzer timeout or out-of-memory: atheris saves the input
         tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
-        failures = dict(result["failures"])  # type: ignore[call-overload]
-        failures[f"worker exited with {code}"] = 1
-        result["failures"] = failures
+        result["failures"][f"worker exited with {code}"] = 1
         print(f"{name}: the worker exited with {code}; its log ends:\n  " + "\n  ".join(tail), flush=True)
     return result
 
 
-def _run_plain(name: str, inputs: int, seconds: float) -> dict[str, object]:
-    recorder = Recorder(build(name))
-    plain_loop(recorder, inputs=inputs, seconds=seconds)
-    return recorder.stats()
-
-
-def _table(results: list[dict[str, object]]) -> str:
+def _table(results: list[Stats]) -> str:
     rows = [("harness", "inputs", "inputs/s", "seconds", "distinct failures")]
     total_inputs = total_seconds = 0.0
     kinds: set[str] = set()
     for r in results:
-        inputs, seconds = int(r["inputs"]), float(r["seconds"])  # type: ignore[call-overload]
-        failures: dict[str, int] = r["failures"]  # type: ignore[assignment]
+        inputs, seconds, failures = r["inputs"], r["seconds"], r["failures"]
         kinds.update(f"{r['harness']}: {k}" for k in failures)
         total_inputs += inputs
         total_seconds += seconds
@@ -99,14 +90,11 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="exchange-fuzz-logs-") as folder:
         logs = Path(folder)
 
-        def one(name: str) -> dict[str, object]:
+        def one(name: str) -> Stats:
             seconds = max(0.0, deadline - time.monotonic())
-            if engine == "atheris":
-                result = _run_atheris(name, shares[name], seconds, logs)
-            else:
-                result = _run_plain(name, shares[name], seconds)
-            print(f"{name}: {int(result['inputs']):,} inputs in {float(result['seconds']):,.0f}s, "  # type: ignore[call-overload]
-                  f"{len(result['failures'])} distinct failures", flush=True)  # type: ignore[arg-type]
+            result = _run_worker(engine, name, shares[name], seconds, logs)
+            print(f"{name}: {result['inputs']:,} inputs in {result['seconds']:,.0f}s, "
+                  f"{len(result['failures'])} distinct failures", flush=True)
             return result
 
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:

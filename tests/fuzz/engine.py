@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -59,11 +60,11 @@ def failure_kind(exc: BaseException) -> str:
     all, if none is). A broken rule is its own kind."""
     if isinstance(exc, RuleBroken):
         return f"RuleBroken: {exc.kind}"
-    frames = traceback.extract_tb(exc.__traceback__)
+    frames = list(traceback.extract_tb(exc.__traceback__))
     own = [f for f in frames if f.filename.startswith(_OWN_CODE)]
-    frame = (own or frames or [None])[-1]
-    if frame is None:
+    if not (own or frames):
         return type(exc).__name__
+    frame = (own or frames)[-1]
     where = Path(frame.filename)
     where = where.relative_to(ROOT) if where.is_relative_to(ROOT) else Path(where.name)
     return f"{type(exc).__name__} at {where}:{frame.lineno} in {frame.name}"
@@ -73,6 +74,16 @@ def internal_kind(who: str, exc: BaseException) -> str:
     """The kind of an INTERNAL error: what it wraps decides it."""
     cause = exc.__cause__ or exc.__context__
     return f"{who} raised INTERNAL" + (f" from {failure_kind(cause)}" if cause is not None else "")
+
+
+class Stats(TypedDict):
+    """A harness's counts, as the workers write them and the summary table reads them."""
+
+    harness: str
+    inputs: int
+    seconds: float
+    failures: dict[str, int]
+    """Inputs that failed, per distinct failure kind."""
 
 
 @dataclass
@@ -134,7 +145,7 @@ class Recorder:
         (self.crashes / f"{stem}.txt").write_text(f"harness: {self.harness.name}\nkind: {failure.kind}\n\n"
                                                   f"{failure.trace}", encoding="utf-8")
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> Stats:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         return {"harness": self.harness.name, "inputs": self.inputs, "seconds": round(elapsed, 2),
                 "failures": {k: f.count for k, f in sorted(self.failures.items())}}

@@ -1,21 +1,22 @@
-"""One harness in a process of its own, under atheris (libFuzzer), instrumenting the exchange's code and PyYAML
-for coverage: ``python -m tests.fuzz.worker NAME STATS INPUTS SECONDS [libFuzzer flags…]``.
+"""One harness in a process of its own: ``python -m tests.fuzz.worker ENGINE NAME STATS INPUTS SECONDS
+[libFuzzer flags…]``. Under ``atheris`` (libFuzzer) the exchange's code and PyYAML are instrumented for coverage
+(nothing of the exchange is imported before); under ``plain`` the mutational loop of :mod:`tests.fuzz.engine`
+runs.
 
-It stops itself once it has run INPUTS inputs or SECONDS have passed, after writing its counts to STATS (JSON);
-failures are written to the crash folder as they are found. Nothing of the exchange is imported before the
-instrumentation is in place.
+It stops once it has run INPUTS inputs or SECONDS have passed, after writing its counts to STATS (JSON); failures
+are written to the crash folder as they are found.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import atheris  # type: ignore[import-not-found]  # optional: the plain loop runs without it
+from typing import Any
 
 
 def _escaped(token: bytes) -> str:
@@ -24,7 +25,24 @@ def _escaped(token: bytes) -> str:
 
 
 def main(argv: list[str]) -> None:
-    name, stats, inputs, seconds = argv[0], Path(argv[1]), int(argv[2]), float(argv[3])
+    if argv[0] == "plain":
+        plain(argv[1], Path(argv[2]), int(argv[3]), float(argv[4]))
+    else:
+        fuzz(argv[1], Path(argv[2]), int(argv[3]), float(argv[4]), argv[5:])
+
+
+def plain(name: str, stats: Path, inputs: int, seconds: float) -> None:
+    from tests.fuzz.engine import Recorder, plain_loop  # noqa: PLC0415 - as the atheris worker does
+    from tests.fuzz.targets import build  # noqa: PLC0415 - as the atheris worker does
+
+    recorder = Recorder(build(name))
+    plain_loop(recorder, inputs=inputs, seconds=seconds, report=lambda r: r.write_stats(stats))
+    recorder.write_stats(stats)
+
+
+def fuzz(name: str, stats: Path, inputs: int, seconds: float, extra: list[str]) -> None:
+    atheris: Any = importlib.import_module("atheris")  # optional (the plain loop runs without it), and untyped
+
     with atheris.instrument_imports(include=["exchange", "connectors", "yaml"]):
         from tests.fuzz.engine import Recorder  # noqa: PLC0415 - imported once instrumentation is on
         from tests.fuzz.targets import build  # noqa: PLC0415 - imported once instrumentation is on
@@ -58,7 +76,7 @@ def main(argv: list[str]) -> None:
     dictionary.write_text("".join(f'"{_escaped(token)}"\n' for token in sorted(tokens)), encoding="ascii")
     flags = [*([f"-dict={dictionary}"] if tokens else []), f"-max_len={max_len}", "-timeout=60",
              "-rss_limit_mb=3072", "-print_final_stats=0", f"-artifact_prefix={recorder.crashes}/{name}-libfuzzer-",
-             *argv[4:]]
+             *extra]
     recorder.crashes.mkdir(parents=True, exist_ok=True)
     atheris.Setup([sys.argv[0], *flags, str(corpus)], one)
     atheris.Fuzz()
