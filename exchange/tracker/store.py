@@ -296,9 +296,12 @@ class TrackerStore:
             cur.execute(self._sql(f"SELECT count(*) FROM tracker_rows r WHERE {where}"), params)  # noqa: S608
             total = int(cur.fetchone()[0])
             columns = ", ".join(f"e.{c}" for c in _COLUMNS)
+            # The page's indices first, from the rows' index alone, then only those joined to their entries: a
+            # join in the same SELECT would look up every row the offset skips.
             cur.execute(self._sql(
-                f"SELECT {columns} FROM tracker_rows r JOIN tracker_entries e ON e.log_index = r.log_index "  # noqa: S608 - fixed clauses, bound values
-                f"WHERE {where} ORDER BY r.decided_at DESC, r.log_index DESC LIMIT ? OFFSET ?"),
+                f"SELECT {columns} FROM (SELECT r.log_index, r.decided_at FROM tracker_rows r WHERE {where} "  # noqa: S608 - fixed clauses, bound values
+                "ORDER BY r.decided_at DESC, r.log_index DESC LIMIT ? OFFSET ?) p "
+                "JOIN tracker_entries e ON e.log_index = p.log_index ORDER BY p.decided_at DESC, p.log_index DESC"),
                 (*params, limit, offset))
             rows = tuple(_row(found) for found in cur.fetchall())
         return Page(total, rows)
