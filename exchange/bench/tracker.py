@@ -24,6 +24,7 @@ import json
 import math
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -117,13 +118,17 @@ def bench_tracker(world: BenchWorld, entries: int, subject_rows: int, requests: 
         raise AssertionError(f"the indexer indexed {indexed} of {entries} entries")
     shown = subject_rows - log.hidden
     burst = 4 * (requests + WARM_UP) + 100
-    with _Server(world, settings, database, burst) as server:
-        token = server.token(person)
-        api_total = server.total(token)
-        if api_total != shown:
-            raise AssertionError(f"the API lists {api_total} rows for the citizen, not the {shown} written and shown")
-        pages = server.timed(token, _page_paths(shown, requests, log))
-        api = server.timed(token, _api_paths(shown, requests, log))
+    try:
+        with _Server(world, settings, database, burst) as server:
+            token = server.token(person)
+            api_total = server.total(token)
+            if api_total != shown:
+                raise AssertionError(f"the API lists {api_total} rows for the citizen, not the {shown} written "
+                                     "and shown")
+            pages = server.timed(token, _page_paths(shown, requests, log))
+            api = server.timed(token, _api_paths(shown, requests, log))
+    finally:
+        shutil.rmtree(database.parent, ignore_errors=True)  # half a gigabyte at the full size
     p = {name: (_quantile(found, 0.5), _quantile(found, 0.99), _quantile(found, 0.999) if len(found) >= 1000
                 else None) for name, found in (("page", pages), ("api", api))}
     rate = entries / index_s
