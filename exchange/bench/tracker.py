@@ -103,8 +103,8 @@ class TrackerFigures:
 
 
 def bench_tracker(world: BenchWorld, entries: int, subject_rows: int, requests: int) -> TrackerFigures:
-    if not 1 <= subject_rows <= entries // 2:
-        raise ValueError("--subject-rows must be from 1 to half the entries")
+    if not 1 <= subject_rows <= entries // 2 or requests < 1:
+        raise ValueError("--subject-rows must be from 1 to half the entries, and --requests 1 or more")
     settings = bench_settings(world)
     apply_bench_topics(settings, [])
     bundle = _publish_bundle(world, settings)
@@ -112,13 +112,12 @@ def bench_tracker(world: BenchWorld, entries: int, subject_rows: int, requests: 
     log = _LogWriter(world, settings, bundle, world.pseudonymiser.subject(person))
     written = log.write(entries, subject_rows)
     database = world.directory / "tracker" / "tracker.sqlite"
-    with TrackerStore.open(path=database) as store:
-        indexed, index_s = _index(world, settings, store)
-    if indexed != entries:
-        raise AssertionError(f"the indexer indexed {indexed} of {entries} entries")
-    shown = subject_rows - log.hidden
-    burst = 4 * (requests + WARM_UP) + 100
+    shown, burst = subject_rows - log.hidden, 4 * (requests + WARM_UP) + 100
     try:
+        with TrackerStore.open(path=database) as store:
+            indexed, index_s = _index(world, settings, store)
+        if indexed != entries:
+            raise AssertionError(f"the indexer indexed {indexed} of {entries} entries")
         with _Server(world, settings, database, burst) as server:
             token = server.token(person)
             api_total = server.total(token)
