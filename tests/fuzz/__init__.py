@@ -10,5 +10,6 @@ showed it, under ``tests/fuzz/corpus/crashes/``.
 Run it with ``python -m tests.fuzz run --inputs N`` (``make fuzz`` runs a million inputs). Each harness runs in a
 process of its own under atheris (libFuzzer) when it is installed, else under a plain mutational loop; both start
 from genuine records and files built or shipped by the project. ``python -m tests.fuzz repro FILE`` replays a
-saved input and shows its traceback.
+saved input and shows its traceback. Once fixed, a failure's input is copied to ``corpus/regressions/``, where
+the smoke test (tests/unit/test_fuzz_smoke.py) replays it and the fuzzers start from it.
 """

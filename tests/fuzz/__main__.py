@@ -54,16 +54,17 @@ def _run_worker(engine: str, name: str, inputs: int, seconds: float, logs: Path)
 
 def _table(results: list[Stats]) -> str:
     rows = [("harness", "inputs", "inputs/s", "seconds", "distinct failures")]
-    total_inputs = total_seconds = 0.0
-    kinds: set[str] = set()
+    total_inputs, total_seconds = 0, 0.0
+    kinds: dict[str, list[str]] = {}
     for r in results:
         inputs, seconds, failures = r["inputs"], r["seconds"], r["failures"]
-        kinds.update(f"{r['harness']}: {k}" for k in failures)
+        for kind in failures:
+            kinds.setdefault(kind, []).append(r["harness"])
         total_inputs += inputs
         total_seconds += seconds
-        rows.append((str(r["harness"]), f"{inputs:,}", f"{inputs / max(seconds, 1e-9):,.0f}", f"{seconds:,.0f}",
+        rows.append((r["harness"], f"{inputs:,}", f"{inputs / max(seconds, 1e-9):,.0f}", f"{seconds:,.0f}",
                      str(len(failures))))
-    rows.append(("total", f"{int(total_inputs):,}", f"{total_inputs / max(total_seconds, 1e-9):,.0f}",
+    rows.append(("total", f"{total_inputs:,}", f"{total_inputs / max(total_seconds, 1e-9):,.0f}",
                  f"{total_seconds:,.0f}", str(len(kinds))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths,
@@ -71,8 +72,7 @@ def _table(results: list[Stats]) -> str:
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.insert(-1, lines[1])
-    for kind in sorted(kinds):
-        lines.append(f"failure  {kind}")
+    lines += [f"failure  {kind}  ({', '.join(names)})" for kind, names in sorted(kinds.items())]
     return "\n".join(lines)
 
 

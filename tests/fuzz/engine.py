@@ -21,6 +21,9 @@ from typing import TypedDict
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).resolve().parent / "corpus"
 CRASHES = CORPUS / "crashes"
+REGRESSIONS = CORPUS / "regressions"
+"""Inputs that once failed (copied from the crash folder once fixed): replayed by the smoke test, and fuzzed from
+as seeds."""
 TIME_BOUND = 1.0
 """Seconds an input may take: the bound of the hostile-input rule."""
 _OWN_CODE = (str(ROOT / "exchange"), str(ROOT / "connectors"))
@@ -53,6 +56,11 @@ class Harness:
     def tokens(self) -> Sequence[bytes]:
         """Byte strings worth inserting (the plain loop uses them; libFuzzer finds its own)."""
         return ()
+
+
+def regressions(name: str) -> list[bytes]:
+    """The saved inputs of harness ``name`` that once failed."""
+    return [path.read_bytes() for path in sorted(REGRESSIONS.glob(f"{name}-*.bin"))]
 
 
 def failure_kind(exc: BaseException) -> str:
@@ -200,7 +208,7 @@ def plain_loop(recorder: Recorder, *, inputs: int, seconds: float, seed: int = 0
     that raised a new failure or a new outcome."""
     harness = recorder.harness
     rng = random.Random(seed)
-    seeds = harness.seeds()
+    seeds = harness.seeds() + regressions(harness.name)
     pool = list(seeds)
     tokens = harness.tokens()
     max_len = max([harness.max_len, *(2 * len(s) for s in seeds)])

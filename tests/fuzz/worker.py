@@ -44,10 +44,10 @@ def fuzz(name: str, stats: Path, inputs: int, seconds: float, extra: list[str]) 
     atheris: Any = importlib.import_module("atheris")  # optional (the plain loop runs without it), and untyped
 
     with atheris.instrument_imports(include=["exchange", "connectors", "yaml"]):
-        from tests.fuzz.engine import Recorder  # noqa: PLC0415 - imported once instrumentation is on
+        from tests.fuzz.engine import Recorder, regressions  # noqa: PLC0415 - imported once instrumentation is on
         from tests.fuzz.targets import build  # noqa: PLC0415 - imported once instrumentation is on
         harness = build(name)
-    seeds = harness.seeds()
+    seeds = harness.seeds() + regressions(name)
     recorder = Recorder(harness)
     corpus = Path(tempfile.mkdtemp(prefix=f"exchange-fuzz-{name}-"))
     for i, seed in enumerate(seeds):

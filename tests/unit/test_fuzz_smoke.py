@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fuzz.engine import Harness, Recorder, RuleBroken, failure_kind, plain_loop
+from tests.fuzz.engine import REGRESSIONS, Harness, Recorder, RuleBroken, failure_kind, plain_loop, replay
 from tests.fuzz.records import Record, decode, encode
 from tests.fuzz.targets import TARGETS, build
 
@@ -19,6 +19,12 @@ def test_each_harness_runs_without_a_failure(name: str, tmp_path: Path) -> None:
     plain_loop(recorder, inputs=2000, seconds=0.5, seed=1)
     assert recorder.inputs >= 50
     assert {kind: f.trace for kind, f in recorder.failures.items()} == {}
+
+
+@pytest.mark.parametrize("path", sorted(REGRESSIONS.glob("*.bin")), ids=lambda p: p.name)
+def test_inputs_that_once_failed_are_handled(path: Path) -> None:
+    """Every saved failure stays fixed (each is also a unit test where the fix is: see its commit)."""
+    assert replay(build(path.name.split("-", 1)[0]), path.read_bytes()) is None
 
 
 def test_a_failure_is_recorded_once_per_kind_with_its_shortest_input(tmp_path: Path) -> None:
