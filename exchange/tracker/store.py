@@ -80,10 +80,12 @@ class Page:
 
 
 # Each migration is a list of statements in the SQL both databases speak; the version is its place + 1.
+# {INDEX_KEY} is a log index as the primary key: a 64-bit integer, which on SQLite is the table's rowid itself
+# (INTEGER PRIMARY KEY), not a second index beside it.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE tracker_entries (
-            log_index BIGINT PRIMARY KEY,
+            log_index {INDEX_KEY},
             subject_ref TEXT,
             decided_at BIGINT NOT NULL,
             recipient TEXT,
@@ -101,13 +103,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX tracker_entries_subject ON tracker_entries (subject_ref, log_index)",
         """CREATE TABLE tracker_rows (
-            log_index BIGINT PRIMARY KEY,
+            log_index {INDEX_KEY},
             subject_ref TEXT NOT NULL,
             decided_at BIGINT NOT NULL,
             recipient TEXT NOT NULL
         )""",
         "CREATE INDEX tracker_rows_page ON tracker_rows (subject_ref, decided_at, log_index)",
-        "CREATE TABLE tracker_hidden (log_index BIGINT PRIMARY KEY, visible_from BIGINT NOT NULL)",
+        "CREATE TABLE tracker_hidden (log_index {INDEX_KEY}, visible_from BIGINT NOT NULL)",
         "CREATE INDEX tracker_hidden_due ON tracker_hidden (visible_from)",
         "CREATE TABLE tracker_state (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
     ),
@@ -137,6 +139,7 @@ class TrackerStore:
         self._pg = postgres
         self.where = where
         self._lock = threading.Lock()
+        self._index_key = "BIGINT PRIMARY KEY" if postgres else "INTEGER PRIMARY KEY"
 
     @classmethod
     def open(cls, url: str | None = None, path: Path | None = None) -> TrackerStore:
@@ -207,7 +210,7 @@ class TrackerStore:
                 if self._version(cur) >= version:
                     continue
                 for statement in statements:
-                    cur.execute(statement)
+                    cur.execute(statement.replace("{INDEX_KEY}", self._index_key))
                 cur.execute(self._sql("INSERT INTO tracker_migrations (version, applied_at) VALUES (?, ?)"),
                             (version, _now_micros()))
         return self.version()
