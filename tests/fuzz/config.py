@@ -7,13 +7,9 @@ The rule: the loader returns, or raises its typed error naming the file (and, wh
 
 from __future__ import annotations
 
-import atexit
 import base64
 import contextlib
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import yaml
@@ -27,7 +23,7 @@ from exchange.policy import PolicyFileError, find_issues, load_policies, scan_po
 from exchange.policy.files import read_yaml
 from exchange.registry import Registry, RegistryFileError
 from exchange.topics import TopicInputs, TopicSpecError, discover_inputs, expand, load_spec
-from tests.fuzz.engine import ROOT, Harness, RuleBroken
+from tests.fuzz.engine import ROOT, Harness, RuleBroken, scratch
 from tests.fuzz.records import fixed_encryption_key, fixed_signers
 from tests.keys import shipped_registry_document
 
@@ -38,16 +34,6 @@ _YAML_TOKENS = [
     b"2024-02-30", b"99999999999", b"1e400", b".nan", b"-.inf", b"0b1", b"0x_", b"1_000", b"~", b"''",
     b"\"\\u0000\"", b"\"\\ud800\"", b"\t", b"\xef\xbb\xbf", b"%TAG ! tag:x,2000:\n",
 ]
-
-
-_TMPFS = "/dev/shm"  # noqa: S108 - a private folder is made inside it with mkdtemp; it only saves disk writes
-
-
-def _scratch() -> Path:
-    base = _TMPFS if os.path.isdir(_TMPFS) and os.access(_TMPFS, os.W_OK) else None
-    folder = Path(tempfile.mkdtemp(prefix="exchange-fuzz-", dir=base))
-    atexit.register(shutil.rmtree, folder, True)
-    return folder
 
 
 def _names_the_file(exc: BaseException, path: Path) -> None:
@@ -71,7 +57,7 @@ class PolicyHarness(_ConfigHarness):
 
     def __init__(self) -> None:
         self.files = sorted(p for p in _POLICIES.rglob("*.yaml") if p.name != "registry.yaml")
-        self.root = _scratch() / "policies"
+        self.root = scratch() / "policies"
         (self.root / "agreements").mkdir(parents=True)
         problems: list[PolicyFileError] = []
         self.types = _read_types(ROOT / "schemas", problems)
@@ -137,7 +123,7 @@ class RegistryHarness(_ConfigHarness):
     name = "registry"
 
     def __init__(self) -> None:
-        self.root = _scratch()
+        self.root = scratch()
         self.path = self.root / "registry.yaml"
         (self.root / "schemas").mkdir()
 
@@ -169,7 +155,7 @@ class TopicsHarness(_ConfigHarness):
     name = "topics"
 
     def __init__(self) -> None:
-        self.path = _scratch() / "topics.yaml"
+        self.path = scratch() / "topics.yaml"
 
     def seeds(self) -> list[bytes]:
         return [(ROOT / "deploy" / "topics.yaml").read_bytes()]
@@ -206,7 +192,7 @@ class ConnectorHarness(_ConfigHarness):
     name = "connector"
 
     def __init__(self) -> None:
-        self.path = _scratch() / "connector.yaml"
+        self.path = scratch() / "connector.yaml"
         self.kinds = sorted(KINDS)
         self.models: dict[str, type[ConnectorConfig]] = {name: KINDS[name].model() for name in self.kinds}
 
@@ -231,7 +217,7 @@ class SafeparseHarness(_ConfigHarness):
     name = "safeparse"
 
     def __init__(self) -> None:
-        self.path = _scratch() / "file.yaml"
+        self.path = scratch() / "file.yaml"
 
     def seeds(self) -> list[bytes]:
         return [(_POLICIES / "restrictions.yaml").read_bytes(),

@@ -8,9 +8,13 @@ showed it, written to the crash folder with its traceback so ``python -m tests.f
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
+import os
 import random
+import shutil
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -56,6 +60,25 @@ class Harness:
     def tokens(self) -> Sequence[bytes]:
         """Byte strings worth inserting (the plain loop uses them; libFuzzer finds its own)."""
         return ()
+
+
+_SCRATCH: list[Path] = []
+_TMPFS = "/dev/shm"  # noqa: S108 - a private folder is made inside it with mkdtemp; it only saves disk writes
+
+
+def scratch() -> Path:
+    """A private folder for a harness's files (on tmpfs where there is one), removed when the process ends."""
+    base = _TMPFS if os.path.isdir(_TMPFS) and os.access(_TMPFS, os.W_OK) else None
+    folder = Path(tempfile.mkdtemp(prefix="exchange-fuzz-", dir=base))
+    _SCRATCH.append(folder)
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def remove_scratch() -> None:
+    """Remove the scratch folders now (a worker leaves with ``os._exit``, which runs no exit handlers)."""
+    while _SCRATCH:
+        shutil.rmtree(_SCRATCH.pop(), ignore_errors=True)
 
 
 def regressions(name: str) -> list[bytes]:

@@ -44,7 +44,7 @@ def fuzz(name: str, stats: Path, inputs: int, seconds: float, extra: list[str]) 
     atheris: Any = importlib.import_module("atheris")  # optional (the plain loop runs without it), and untyped
 
     with atheris.instrument_imports(include=["exchange", "connectors", "yaml"]):
-        from tests.fuzz.engine import Recorder, regressions  # noqa: PLC0415 - imported once instrumentation is on
+        from tests.fuzz.engine import Recorder, regressions, remove_scratch  # noqa: PLC0415 - imported once instrumentation is on
         from tests.fuzz.targets import build  # noqa: PLC0415 - imported once instrumentation is on
         harness = build(name)
     seeds = harness.seeds() + regressions(name)
@@ -63,6 +63,7 @@ def fuzz(name: str, stats: Path, inputs: int, seconds: float, extra: list[str]) 
             recorder.write_stats(stats)
             shutil.rmtree(corpus, ignore_errors=True)
             dictionary.unlink(missing_ok=True)
+            remove_scratch()
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
