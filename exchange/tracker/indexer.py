@@ -16,14 +16,16 @@ rebuild finds the bundle.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from exchange.audit.names import H_INDEX, LOG_TOPIC, LOOKUP_TYPE
-from exchange.kafka import ConsumedRecord, Consumer, read_to_end
+from exchange.kafka import ConsumedRecord, Consumer, KafkaError, read_to_end
 from exchange.log import get_logger
+from exchange.metrics import TRACKER_INDEXED, TRACKER_NEXT_INDEX
 from exchange.policy.bundle import read_bundle
 from exchange.policy.errors import PolicyError
 from exchange.policy.models import period_seconds
@@ -32,7 +34,7 @@ from exchange.router.service import BUNDLE_TOPIC
 from exchange.schemas import Catalogue, SchemaError
 from exchange.settings import Settings
 from exchange.tracker._decision import MALFORMED_ENTRY, decision_header, read_decision
-from exchange.tracker.store import AccessRow, Position, TrackerStore
+from exchange.tracker.store import AccessRow, Position, StoreError, TrackerStore
 
 __all__ = ["NEVER", "HiddenPeriods", "Indexer", "IndexerStats", "entry_row"]
 
@@ -41,6 +43,7 @@ NEVER = 2**62
 """``visible_from`` of a row that must stay hidden until a rebuild decides otherwise."""
 
 _log = get_logger("exchange.tracker.indexer")
+_FIRST_BACKOFF_S, _MAX_BACKOFF_S = 0.5, 30.0
 
 
 class HiddenPeriods:
@@ -191,6 +194,9 @@ class Indexer:
     def _indexed(self, rows: list[AccessRow], after: Position) -> int:
         self._position = after
         self.stats.indexed += len(rows)
+        for outcome, count in Counter(row.outcome for row in rows).items():
+            TRACKER_INDEXED.labels(outcome).inc(count)
+        TRACKER_NEXT_INDEX.set(after.next_index)
         return len(rows)
 
     def _row(self, record: ConsumedRecord) -> AccessRow | None:
@@ -225,10 +231,22 @@ class Indexer:
         return done
 
     def run(self) -> None:
+        """Follow the log until :meth:`stop`. Kafka or the database failing is waited out with a growing pause,
+        then reading resumes from the position the index committed: nothing is skipped, nothing indexed twice."""
+        backoff = _FIRST_BACKOFF_S
         try:
-            self.catch_up()
             while not self._stopping.is_set():
-                self.step()
+                try:
+                    if not self.stats.caught_up:
+                        self.catch_up()
+                    self.step()
+                except (KafkaError, StoreError) as exc:
+                    _log.warning("indexing paused", error=str(exc), retry_in_s=backoff)
+                    self.close()  # reopened from the position the index committed, the batch is read again
+                    self._stopping.wait(backoff)
+                    backoff = min(_MAX_BACKOFF_S, backoff * 2)
+                else:
+                    backoff = _FIRST_BACKOFF_S
         finally:
             self.close()
 

@@ -25,9 +25,11 @@ import pytest
 from exchange.audit import read_log_entries
 from exchange.audit.proof import check_proof
 from exchange.router import RouterConfig, RouterThread, build_router
+from exchange.runner import ServiceThread
 from exchange.schemas.samples import sample_person_id
 from exchange.settings import Settings
-from exchange.tracker.store import TrackerStore
+from exchange.tracker.indexer import Indexer
+from exchange.tracker.store import StoreError, TrackerStore
 from tests.integration.postgres import Db, postgres_server  # noqa: F401 - a fixture, asked for by name
 from tests.integration.router_world import World
 from tests.integration.sequencing import sequence
@@ -69,9 +71,9 @@ class Index:
     env: dict[str, str]
     db: Db
 
-    def open(self) -> TrackerStore:
+    def open(self, kind: type[TrackerStore] = TrackerStore) -> TrackerStore:
         url = self.env.get("EXCHANGE_TRACKER_DATABASE_URL")
-        return TrackerStore.open(url, Path(self.env.get("EXCHANGE_TRACKER_DATABASE", "unused")))
+        return kind.open(url, Path(self.env.get("EXCHANGE_TRACKER_DATABASE", "unused")))
 
     def tables(self) -> tuple[list[Any], ...]:
         return tuple(self.db.query(f"SELECT * FROM {t} ORDER BY log_index")  # noqa: S608 - fixed names
@@ -83,6 +85,18 @@ class Index:
         except Exception:  # noqa: BLE001 - sqlite3 or psycopg: the table is not created yet
             return None
         return int(found[0][0]) if found else None
+
+
+class FailingTwice(TrackerStore):
+    """A database that fails two writes midway (a full disk, a lost connection)."""
+
+    failures = 2
+
+    def add(self, rows: Any, after: Any, *, now: int | None = None) -> None:
+        if rows and self.failures and after.next_index > 300:
+            self.failures -= 1
+            raise StoreError("the disk is full")
+        super().add(rows, after, now=now)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -169,6 +183,20 @@ def test_the_tracker_lists_exactly_the_permits_of_the_log(bootstrap: str, tmp_pa
     with fresh.open() as store:
         for subject, indices in expected.items():
             assert _rows(store, subject, len(indices)) == indices
+
+    # A database failing twice midway is waited out: the index that results is the same.
+    with killed.open() as store:
+        store.reset()
+    with killed.open(FailingTwice) as store:
+        following = ServiceThread(Indexer(store, settings, world.context.registry, world.context.catalogue,
+                                          batch=50), "tracker-indexer")
+        try:
+            following.wait_for(lambda i: i.stats.indexed >= decisions and i.stats.next_index == decisions,
+                               timeout=120)
+        finally:
+            following.stop()
+        assert store.failures == 0  # type: ignore[attr-defined]
+    assert killed.tables() == fresh.tables()
 
     # Hidden rows appear at their time: 180 days after each decision, not a microsecond before.
     everything, _ = _expected(settings, world, hidden_too=True)
