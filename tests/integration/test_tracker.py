@@ -30,6 +30,7 @@ from exchange.schemas.samples import sample_person_id
 from exchange.settings import Settings
 from exchange.tracker.indexer import Indexer
 from exchange.tracker.store import StoreError, TrackerStore
+from exchange.tracker.tokens import load_issuer_signing_key, mint_token
 from tests.integration.postgres import Db, postgres_server  # noqa: F401 - a fixture, asked for by name
 from tests.integration.router_world import World
 from tests.integration.sequencing import sequence
@@ -231,8 +232,14 @@ def test_the_tracker_lists_exactly_the_permits_of_the_log(bootstrap: str, tmp_pa
         assert checked.index == newest["log_index"]
         other = world.context.pseudonymiser.subject(persons[1])
         assert client.get(f"/api/v1/subjects/{other}/usages").status_code == 403
-        assert httpx2.get(f"http://127.0.0.1:{port}/api/v1/usages", headers={
-            "Authorization": "Bearer " + token[:-3] + "AAA"}).status_code == 401
+        issuer = load_issuer_signing_key(world.settings.keystore)
+        forged = {"bad signature": token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB"),
+                  "expired": mint_token(issuer, "https://id.exchange.local", person, "exchange-tracker", 60,
+                                        now=time.time() - 3600),
+                  "wrong issuer": mint_token(issuer, "https://id.elsewhere", person, "exchange-tracker", 600)}
+        for why, bad in forged.items():
+            refused = httpx2.get(f"http://127.0.0.1:{port}/api/v1/usages", headers={"Authorization": f"Bearer {bad}"})
+            assert refused.status_code == 401, why
     finally:
         server.send_signal(signal.SIGTERM)
         out, err = server.communicate(timeout=30)
