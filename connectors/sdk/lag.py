@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import KafkaException, TopicPartition
 from prometheus_client import Gauge
 
 from exchange.kafka import Consumer
 from exchange.kafka.errors import KafkaError
+from exchange.kafka.lag import consumer_lag
 from exchange.log import get_logger
 from exchange.metrics import REGISTRY
 
@@ -43,7 +43,7 @@ class SinkLag:
         self._last = time.monotonic()
         try:
             lags = self._measure()
-        except (KafkaError, KafkaException) as exc:  # the metric waits for the broker; the sink goes on
+        except KafkaError as exc:  # the metric waits for the broker; the sink goes on
             self._log.warning("consumer lag not measured", error=str(exc))
             return None
         for gone in self._shown - set(lags):
@@ -54,19 +54,4 @@ class SinkLag:
         return lags
 
     def _measure(self) -> dict[int, int]:
-        consumer = self._consumer
-        owned = consumer.assignment()
-        if not owned:
-            return {}
-        starts = consumer.positions(owned)
-        unread = [tp for tp, offset in starts.items() if offset < 0]
-        if unread:
-            starts.update(consumer.committed(unread, timeout=2.0))
-        lags: dict[int, int] = {}
-        for topic, partition in owned:  # the watermarks of the consumer's last fetch: no request to the broker
-            low, high = consumer.raw.get_watermark_offsets(
-                TopicPartition(consumer.names.physical(topic), partition), cached=True)
-            start = starts.get((topic, partition), -1)
-            if high >= 0 and (start >= 0 or low >= 0):  # not fetched yet: measured next time
-                lags[partition] = max(0, high - (start if start >= 0 else low))
-        return lags
+        return {partition: lag for (_, partition), lag in consumer_lag(self._consumer).items()}

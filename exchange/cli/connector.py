@@ -17,6 +17,7 @@ from connectors.sdk.config import load_config
 from connectors.sdk.sink_runtime import SinkRunner
 from connectors.sdk.source_runtime import SourceRunner, offsets_topic
 from exchange.cli._progress import Progress
+from exchange.cli._signals import exit_quietly_after_server_shutdown
 from exchange.errors import ConfigError, ExchangeError
 from exchange.kafka import TransactionalProducer
 from exchange.settings import get_settings
@@ -49,10 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = get_settings()
     factory = chosen.build()
     if chosen.role == "server":
-        # The server handles SIGTERM and SIGINT itself (a graceful shutdown), then raises the signal again with
-        # the handlers it found: these, so that the command ends with 0 and not as killed by the signal.
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, _after_shutdown)
+        exit_quietly_after_server_shutdown()
         factory(config, settings)
         return 0
     progress = Progress(f"{config.name}", unit="records")
@@ -86,10 +84,6 @@ def _remaining(source: Source, position: Offset | None) -> int | None:
         return source.remaining(position)
     except (ExchangeError, OSError):
         return None
-
-
-def _after_shutdown(signum: int, _frame: FrameType | None) -> None:
-    return None
 
 
 def _kinds(_args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ from types import FrameType
 import uvicorn
 
 from exchange.cli._progress import Progress
+from exchange.cli._signals import exit_quietly_after_server_shutdown
 from exchange.context import Context
 from exchange.errors import ConfigError
 from exchange.metrics import serve_metrics
@@ -94,10 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
                                            access_log=False, server_header=False))
     print(f"tracker on http://{args.host}:{args.port}/ (index: {store.where}"
           f"{'' if tiles else '; no tiles: rows have no proofs'})", file=sys.stderr)
-    # uvicorn shuts down gracefully on SIGTERM and SIGINT, then raises the signal again with the handlers it
-    # found: these, so that the command ends with 0 and not as killed by the signal.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _after_shutdown)
+    exit_quietly_after_server_shutdown()
     try:
         server.run()
     finally:
@@ -105,10 +103,6 @@ def _serve(args: argparse.Namespace) -> int:
             indexer.stop()
         store.close()
     return 0
-
-
-def _after_shutdown(signum: int, _frame: FrameType | None) -> None:
-    """What a signal re-raised after the server's graceful shutdown does: nothing more."""
 
 
 def _index(args: argparse.Namespace) -> int:

@@ -2,7 +2,8 @@
 position), for ``exchange_consumer_lag`` and the connectors' lag gauge.
 
 Read from the watermarks the client caches from its fetch responses, so measuring costs no request; a partition
-the consumer has not fetched from yet has no lag to report (it is left out) until its first fetch.
+the consumer has not read from yet counts from the group's committed offset (or the partition's start), and one
+it has not fetched from yet has no lag to report (it is left out) until its first fetch.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def consumer_lag(consumer: Consumer, *, cached: bool = True, timeout: float = 5.
     if not owned:
         return {}
     positions = consumer.positions(owned)
+    unread = [tp for tp, offset in positions.items() if offset < 0]
+    if unread:  # nothing read yet since the assignment: the group's committed offset is where it stands
+        positions.update(consumer.committed(unread, timeout=2.0))
     lags: dict[tuple[str, int], int] = {}
     try:
         for topic, partition in owned:
