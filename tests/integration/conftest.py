@@ -13,25 +13,11 @@ from collections.abc import Callable, Iterator
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from exchange.kafka.local import LocalBroker, broker_answers
-from exchange.settings import get_settings
+from connectors.sdk.testing import plugin
 from tests.integration.router_world import CREATED
 
-
-@pytest.fixture(scope="session")
-def bootstrap() -> Iterator[str]:
-    settings = get_settings()
-    if settings.bootstrap:
-        if not broker_answers(settings.bootstrap, timeout=15):
-            pytest.fail(f"EXCHANGE_BOOTSTRAP={settings.bootstrap} does not answer")
-        yield settings.bootstrap
-        return
-    broker = LocalBroker(settings.cache_dir, settings.kafka_version, heap=settings.broker_heap)
-    started = broker.state() is None
-    state = broker.up()
-    yield state.bootstrap
-    if started:
-        broker.down()
+bootstrap = plugin.bootstrap
+"""The session's broker: the conformance kit's own fixture."""
 
 
 @pytest.fixture(scope="module", autouse=True)
