@@ -20,7 +20,6 @@ import json
 import os
 import random
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from typing import Any
 
 from exchange.bench._world import BenchWorld, apply_bench_topics, bench_settings
 from exchange.kafka import Producer
+from exchange.kafka.local import free_port
 from exchange.publisher import Publisher
 from exchange.schemas.samples import sample_record
 from exchange.settings import Settings
@@ -124,7 +124,7 @@ def _webhook(world: BenchWorld, settings: Settings, values: list[dict[str, Any]]
 
 def _start_webhook(world: BenchWorld, settings: Settings, token: str) -> tuple[subprocess.Popen[bytes], int]:
     directory = Path(tempfile.mkdtemp(prefix="exchange-bench-webhook-"))
-    port = _free_port()
+    port = free_port()
     config = directory / "webhook.yaml"
     config.write_text(json.dumps({
         "name": "bench-webhook", "kind": "http-webhook", "agency": AGENCY, "port": port,
@@ -212,8 +212,3 @@ def _paced(post: Callable[[dict[str, Any]], float], values: list[dict[str, Any]]
 def _quantile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

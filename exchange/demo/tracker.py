@@ -5,7 +5,6 @@ the grant and none of the denied ones."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import urllib.request
@@ -18,6 +17,7 @@ import uvicorn
 
 from exchange.context import Context
 from exchange.errors import ExchangeError
+from exchange.kafka.local import free_port
 from exchange.settings import Settings
 from exchange.tracker.indexer import Indexer
 from exchange.tracker.runtime import open_store, tracker_app
@@ -65,7 +65,7 @@ def start_tracker(settings: Settings, context: Context, workdir: Path, person: s
         indexer.close()
     say(f"data tracker: indexed {indexer.stats.indexed} access-log entries into {settings.tracker_database}")
     app = tracker_app(settings, context, store, tiles_dir=tiles, witness_keys=[witness_key])
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
                                            server_header=False, log_level="warning"))
     thread = threading.Thread(target=server.run, name="demo-tracker", daemon=True)
@@ -95,8 +95,3 @@ def _usages(url: str, token: str) -> list[dict[str, Any]]:
         if not page["items"] or len(items) >= page["total"]:
             return items
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

@@ -123,8 +123,8 @@ class LibrdkafkaLog:
     def log(self, level: int, msg: str, *args: object) -> None:
         if len(args) == 3:
             facility, client, text = (str(a) for a in args)
-        else:
-            facility, client, text = "", "", str(msg) % args if args else str(msg)
+        else:  # not the client's own call: keep every part, format none (a stray '%' must not raise here)
+            facility, client, text = "", "", " ".join(map(str, (msg, *args)))
         fields = {"facility": facility, "client": client}
         if level >= logging.ERROR:
             self._log.error(text, **fields)

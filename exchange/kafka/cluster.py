@@ -32,9 +32,9 @@ from exchange.kafka.local import (
     _CHILDREN,
     LocalBroker,
     _alive,
-    _free_port,
     _port_free,
     _tail_lines,
+    free_port,
     new_cluster_id,
     require_java,
 )
@@ -282,9 +282,9 @@ class LocalCluster:
         taken: set[int] = set()
         nodes = []
         for node_id in range(1, self.size + 1):
-            port = _free_port(avoid=taken)
+            port = free_port(avoid=taken)
             taken.add(port)
-            controller_port = _free_port(avoid=taken)
+            controller_port = free_port(avoid=taken)
             taken.add(controller_port)
             nodes.append(NodeLayout(node_id, port, controller_port, new_cluster_id()))
         layout = ClusterLayout(self.version, new_cluster_id(), tuple(nodes))

@@ -207,8 +207,8 @@ class LocalBroker:
         elif remembered is not None:
             raise BrokerError(f"the broker's data was formatted for ports {remembered[0]}/{remembered[1]}; "
                               "use them, or `exchange broker down --purge` to start afresh")
-        port = port if port is not None else _free_port()
-        controller_port = controller_port if controller_port is not None else _free_port(avoid=port)
+        port = port if port is not None else free_port()
+        controller_port = controller_port if controller_port is not None else free_port(avoid=port)
         for p in (port, controller_port):
             if not _port_free(p):
                 raise BrokerError(f"port {p} on 127.0.0.1 is taken by another process; free it, or pass other "
@@ -315,7 +315,7 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _free_port(avoid: int | Collection[int] | None = None) -> int:
+def free_port(avoid: int | Collection[int] | None = None) -> int:
     """A port free on 127.0.0.1 now, other than ``avoid`` (a port, or ports, already chosen)."""
     avoided = {avoid} if isinstance(avoid, int) else set(avoid or ())
     while True:

@@ -172,15 +172,8 @@ def _bytes(buf: bytes, pos: int) -> tuple[bytes, int]:
 
 
 def _string(buf: bytes, pos: int) -> tuple[str, int]:
-    b = buf[pos]
-    if b < 0x80:
-        n, pos = (b >> 1) ^ -(b & 1), pos + 1
-    else:
-        n, pos = read_long(buf, pos)
-    end = pos + n
-    if n < 0 or end > len(buf):
-        raise BadValueError("length runs past the end of the data")
-    return buf[pos:end].decode(), end
+    raw, end = _bytes(buf, pos)
+    return raw.decode(), end
 
 
 def _optional(buf: bytes, pos: int) -> tuple[str | None, int]:

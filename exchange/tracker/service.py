@@ -104,10 +104,10 @@ class _Tracker:
         """The verified citizen and their subject reference; :class:`_Refused` (401, 429) otherwise."""
         header = request.headers.get("authorization")
         try:
-            if header is not None or not cookie:
-                token = bearer_token(header)
+            if cookie and header is None and COOKIE in request.cookies:
+                token = request.cookies[COOKIE]
             else:
-                token = request.cookies.get(COOKIE) or bearer_token(None)
+                token = bearer_token(header)
             citizen = self.verifier.verify(token, now=self.clock())
         except TokenError as exc:
             self._limit("ip:" + (request.client.host if request.client else "?"), self.anonymous)

@@ -118,6 +118,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 _COLUMNS = ("log_index", "subject_ref", "decided_at", "recipient", "recipient_name", "record_type", "event_id",
             "agreement_id", "purpose", "legal_basis", "consent_ref", "outcome", "fields", "reasons", "visible_from")
 
+_ENTRY_COLUMNS = ", ".join(f"e.{c}" for c in _COLUMNS)
 _INSERT_ENTRY = (f"INSERT INTO tracker_entries ({', '.join(_COLUMNS)}) "  # noqa: S608 - fixed column names
                  f"VALUES ({', '.join('?' * len(_COLUMNS))}) ON CONFLICT (log_index) DO NOTHING")
 
@@ -298,11 +299,10 @@ class TrackerStore:
         with self._tx() as cur:
             cur.execute(self._sql(f"SELECT count(*) FROM tracker_rows r WHERE {where}"), params)  # noqa: S608
             total = int(cur.fetchone()[0])
-            columns = ", ".join(f"e.{c}" for c in _COLUMNS)
             # The page's indices first, from the rows' index alone, then only those joined to their entries: a
             # join in the same SELECT would look up every row the offset skips.
             cur.execute(self._sql(
-                f"SELECT {columns} FROM (SELECT r.log_index, r.decided_at FROM tracker_rows r WHERE {where} "  # noqa: S608 - fixed clauses, bound values
+                f"SELECT {_ENTRY_COLUMNS} FROM (SELECT r.log_index, r.decided_at FROM tracker_rows r WHERE {where} "  # noqa: S608 - fixed clauses, bound values
                 "ORDER BY r.decided_at DESC, r.log_index DESC LIMIT ? OFFSET ?) p "
                 "JOIN tracker_entries e ON e.log_index = p.log_index ORDER BY p.decided_at DESC, p.log_index DESC"),
                 (*params, limit, offset))
@@ -311,9 +311,8 @@ class TrackerStore:
 
     def shown(self, log_index: int, subject_ref: str) -> AccessRow | None:
         """The row at ``log_index`` if the subject may see it now (released, theirs), else None."""
-        columns = ", ".join(f"e.{c}" for c in _COLUMNS)
         with self._tx() as cur:
-            cur.execute(self._sql(f"SELECT {columns} FROM tracker_rows r JOIN tracker_entries e "  # noqa: S608
+            cur.execute(self._sql(f"SELECT {_ENTRY_COLUMNS} FROM tracker_rows r JOIN tracker_entries e "  # noqa: S608
                                   "ON e.log_index = r.log_index WHERE r.log_index = ? AND r.subject_ref = ?"),
                         (log_index, subject_ref))
             found = cur.fetchone()
